@@ -1,0 +1,1 @@
+"""Course tooling: authoring (`course build`), grading (`course check`) and shared plotting helpers."""

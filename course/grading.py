@@ -1,0 +1,135 @@
+"""Execute learners' notebooks and report every exercise: `course check NOTEBOOK_OR_FOLDER ...`.
+
+Each notebook runs in a fresh kernel with errors allowed, so a notebook that breaks half-way still
+reports every exercise it reached. The harness appends each verdict to the file named by
+COURSE_RESULTS; exercises it never reached are reported as such.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbclient
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+
+from tests.harness import RESULTS_ENV
+
+
+@dataclass
+class Row:
+    learner: str
+    notebook: str
+    section: str
+    exercise: str
+    status: str  # passed, failed, error, not implemented, wrong type, not reached
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def find_notebooks(paths: list[Path]) -> list[Path]:
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        else:
+            found.append(path)
+    return found
+
+
+def learner_name(notebook: Path, roots: list[Path]) -> str:
+    """A submission folder holds one notebook per learner, named after them (or in their folder)."""
+    for root in roots:
+        if root.is_dir() and root in notebook.parents:
+            relative = notebook.relative_to(root)
+            return relative.parts[0] if len(relative.parts) > 1 else notebook.stem
+    return notebook.stem
+
+
+def execute_notebook(nb: nbformat.NotebookNode, folder: Path, timeout: int, allow_errors: bool) -> str:
+    """Run nb in a fresh kernel with `folder` as working directory, filling in its outputs.
+    Return "" or, when the kernel died or a cell timed out, what happened."""
+    with tempfile.TemporaryDirectory() as sockets:
+        # IPC sockets in a temp folder: no TCP ports, and no warning about unencrypted TCP.
+        kernel = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        try:
+            nbclient.NotebookClient(nb, km=kernel, timeout=timeout, allow_errors=allow_errors,
+                                    resources={"metadata": {"path": str(folder)}}).execute()
+        except (nbclient.exceptions.DeadKernelError, nbclient.exceptions.CellTimeoutError) as crash:
+            return f"{type(crash).__name__}: {str(crash).splitlines()[0] if str(crash) else ''}"
+        finally:
+            if kernel.has_kernel:
+                run_sync(kernel.shutdown_kernel)(now=True)
+    return ""
+
+
+def grade_notebook(path: Path, learner: str, timeout: int = 600) -> tuple[list[Row], list[str]]:
+    """Run one notebook; return a row per exercise and the errors raised outside checks."""
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get("course")
+    if not meta:
+        return [Row(learner, path.name, "?", "-", "error", "not a course notebook (no 'course' metadata)")], []
+    with tempfile.TemporaryDirectory() as tmp:
+        results_file = Path(tmp) / "results.jsonl"
+        os.environ[RESULTS_ENV] = str(results_file)
+        try:
+            crashed = execute_notebook(nb, path.parent, timeout, allow_errors=True)
+        finally:
+            del os.environ[RESULTS_ENV]
+        records = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.exists() else []
+    latest = {r["exercise"]: r for r in records}  # a re-run check overrides the earlier verdict
+    rows = []
+    for exercise in meta["exercises"]:
+        if exercise in latest:
+            r = latest[exercise]
+            first_line = r["message"].splitlines()[0].removeprefix(f"✗ {exercise}: ").removeprefix("✓ ")
+            rows.append(Row(learner, path.name, meta["section"], exercise, r["status"], first_line))
+        else:
+            rows.append(Row(learner, path.name, meta["section"], exercise, "not reached",
+                            crashed or "an earlier cell failed, or the check cell was removed"))
+    return rows, _cell_errors(nb) + ([crashed] if crashed else [])
+
+
+def _cell_errors(nb: nbformat.NotebookNode) -> list[str]:
+    errors = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and output.get("ename") != "CheckFailed":
+                errors.append(f"cell {index}: {output['ename']}: {output['evalue']}"[:160])
+    return errors
+
+
+def summary(rows: list[Row], errors: dict[str, list[str]]) -> str:
+    width = max([len(r.exercise) for r in rows] + [8])
+    lines = []
+    for learner in dict.fromkeys(r.learner for r in rows):
+        mine = [r for r in rows if r.learner == learner]
+        lines.append(f"\n{learner} ({mine[0].notebook}): {sum(r.passed for r in mine)}/{len(mine)} exercises passed")
+        for r in mine:
+            mark = "✓" if r.passed else "✗"
+            lines.append(f"  {mark} {r.exercise:<{width}}  {r.status:<15}  {'' if r.passed else r.message[:100]}")
+        for error in errors.get(learner, []):
+            lines.append(f"  ! {error}")
+    learners = {r.learner for r in rows}
+    if len(learners) > 1:
+        lines.append("\nPass rate per exercise:")
+        for exercise in dict.fromkeys(r.exercise for r in rows):
+            mine = [r for r in rows if r.exercise == exercise]
+            lines.append(f"  {exercise:<{width}}  {sum(r.passed for r in mine)}/{len(mine)}")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["learner", "notebook", "section", "exercise", "status", "message"])
+        writer.writerows([r.learner, r.notebook, r.section, r.exercise, r.status, r.message] for r in rows)

@@ -1,0 +1,89 @@
+"""Self-tests of every exercise check: the reference passes, hand-computed answers pin the reference
+down, and realistic wrong implementations (plus a stub, a None and a wrong shape) are rejected with
+one short readable message."""
+
+import importlib
+import pkgutil
+
+import pytest
+import torch
+from torch import nn
+
+import tests.checks
+from tests.harness import UNSET, CheckFailed, Exercise, run_check
+
+
+def _all_exercises() -> list[Exercise]:
+    found = []
+    for info in pkgutil.walk_packages(tests.checks.__path__, prefix="tests.checks."):
+        module = importlib.import_module(info.name)
+        if hasattr(module, "check"):
+            found += [pytest.param(e, id=f"{module.check.section}-{e.name}") for e in module.check]
+    return found
+
+
+EXERCISES = _all_exercises()
+
+
+def _wrong_shape(value):
+    if isinstance(value, torch.Tensor):
+        return value.unsqueeze(0)
+    if isinstance(value, (tuple, list)):
+        return type(value)([_wrong_shape(value[0]), *value[1:]])
+    return torch.tensor([value, value])
+
+
+def _generic_wrong(exercise: Exercise) -> dict:
+    """A stub, a `return None` and a wrong shape, in the form the exercise takes (function or class)."""
+    reference = exercise.reference
+    if exercise.is_module:
+        class Stub(nn.Module):
+            def __init__(self, *args, **kwargs):
+                raise NotImplementedError()
+
+        class ReturnsNone(reference):
+            def forward(self, *args, **kwargs):
+                return None
+
+        class WrongShape(reference):
+            def forward(self, *args, **kwargs):
+                return _wrong_shape(super().forward(*args, **kwargs))
+
+        return {"not implemented": Stub, "returns None": ReturnsNone, "wrong shape": WrongShape}
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+
+    return {"not implemented": stub, "returns None": lambda *a, **k: None,
+            "wrong shape": lambda *a, **k: _wrong_shape(reference(*a, **k))}
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_reference_passes(exercise):
+    assert run_check(exercise, exercise.reference).startswith("✓")
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_hand_computed_answers_pin_the_reference(exercise):
+    known = [c for c in exercise.cases(torch.Generator().manual_seed(exercise.seed)) if c.expected is not UNSET]
+    assert known, f"{exercise.name} needs at least one Case with a hand-computed `expected`"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_realistic_wrong_implementations_fail(exercise):
+    assert exercise.wrong, f"{exercise.name} lists no realistic wrong implementation"
+    for description, wrong in exercise.wrong.items():
+        with pytest.raises(CheckFailed) as failure:
+            run_check(exercise, wrong)
+        assert failure.value.status in ("failed", "error"), f"{description}: {failure.value.verdict}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_generic_mistakes_give_one_short_message(exercise):
+    for description, wrong in [*_generic_wrong(exercise).items(), ("not callable", None)]:
+        with pytest.raises(CheckFailed) as failure:
+            run_check(exercise, wrong)
+        verdict = failure.value.verdict
+        assert verdict.startswith(f"✗ {exercise.name}:"), verdict
+        assert "Traceback" not in verdict and len(verdict.splitlines()) <= 12, f"{description}:\n{verdict}"
+        assert "hint:" in verdict
