@@ -52,12 +52,24 @@ class Case:
 
 @dataclass
 class Exercise:
-    """How to check one exercise. ``cases(gen)`` yields Cases from a seeded torch.Generator."""
+    """How to check one exercise. ``cases(gen)`` yields Cases from a seeded torch.Generator.
+
+    By default a function is called on each case's args; an nn.Module class is built from
+    ``case.init``, given the reference instance's weights, and called on the args. ``run(impl, case)``
+    replaces that for other shapes of exercise (an optimizer class stepped a few times, say): its
+    result for the learner's impl is compared with its result for the reference. ``extra(impl)``
+    runs after the cases and raises AssertionError for what outputs cannot show (an initialisation).
+    ``oracle`` is an independent implementation (often torch's own) that pins the reference in the
+    self-tests, where hand-computed ``expected`` answers are impractical.
+    """
 
     reference: Callable
     cases: Callable[[torch.Generator], Iterable[Case]]
     hint: str
     wrong: dict[str, Callable] = field(default_factory=dict)
+    run: Callable[[Any, Case], Any] | None = None
+    extra: Callable[[Any], None] | None = None
+    oracle: Callable | None = None
     atol: float = 1e-5
     rtol: float = 1e-4
     seed: int = 0
@@ -182,6 +194,9 @@ def _run_both(exercise: Exercise, impl: Any, case: Case) -> tuple[Any, Any]:
     """Run the learner's impl on case.args as given (so in-place edits show) and the reference on a copy.
     For modules, the learner's instance is given the reference instance's weights first."""
     reference_case = copy.deepcopy(case)
+    if exercise.run:
+        got = exercise.run(impl, case)
+        return got, case.expected if case.expected is not UNSET else exercise.run(exercise.reference, reference_case)
     if exercise.is_module:
         reference = exercise.reference(*case.init).to(DEVICE)
         module = impl(*case.init).to(DEVICE)
@@ -209,6 +224,8 @@ def run_check(exercise: Exercise, impl: Any) -> str:
     fail = lambda status, text: CheckFailed(name, status, f"✗ {name}: {text}\n  hint: {exercise.hint}")  # noqa: E731
     if exercise.is_module and not (inspect.isclass(impl) and issubclass(impl, nn.Module)):
         raise fail("wrong type", f"expected an nn.Module subclass (the class itself), got {describe(impl)}.")
+    if inspect.isclass(exercise.reference) and not inspect.isclass(impl):
+        raise fail("wrong type", f"expected a class (the class itself, not an instance), got {describe(impl)}.")
     if not callable(impl):
         raise fail("wrong type", f"expected a function, got {describe(impl)}.")
     gen = torch.Generator().manual_seed(exercise.seed)
@@ -236,6 +253,15 @@ def run_check(exercise: Exercise, impl: Any) -> str:
             compare(expected, got, exercise.atol, exercise.rtol)
         except _Mismatch as m:
             raise fail("failed", f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected)}\n  got:      {describe(got)}") from None
+    if exercise.extra:
+        try:
+            exercise.extra(impl)
+        except NotImplementedError:
+            raise fail("not implemented", "not implemented yet (it raises NotImplementedError).") from None
+        except AssertionError as problem:
+            raise fail("failed", str(problem)) from None
+        except Exception as error:  # noqa: BLE001
+            raise fail("error", f"raised {type(error).__name__}: {error}{_learner_location(error)}") from None
     return f"✓ {name}: passed all {len(cases)} cases."
 
 

@@ -123,3 +123,41 @@ def test_inputs_reach_the_learner_on_the_harness_device():
     seen = []
     run_check(ADD_ONE, lambda x: seen.append(x.device) or x + 1)
     assert seen and all(d.type == harness.DEVICE.type for d in seen)
+
+
+class Counter:
+    """A non-module class exercise: checked through a custom `run`."""
+
+    def __init__(self, start: int):
+        self.value = start
+
+    def step(self) -> None:
+        self.value += 1
+
+
+def _count_three(cls, case):
+    counter = cls(*case.args)
+    for _ in range(3):
+        counter.step()
+    return counter.value
+
+
+def test_custom_run_and_extra_checks():
+    def no_negative_start(cls):
+        assert cls(-1).value == -1, "Counter(-1) should start at -1"
+
+    exercise = Exercise(Counter, lambda gen: [Case((2,), "from 2", expected=5)], hint="h",
+                        run=_count_three, extra=no_negative_start)
+    assert run_check(exercise, Counter).startswith("✓")
+
+    class StepsTwice(Counter):
+        def step(self):
+            self.value += 2
+
+    class ClampsAtZero(Counter):
+        def __init__(self, start):
+            super().__init__(max(start, 0))
+
+    assert "expected 5, got 8" in _verdict(StepsTwice, exercise).verdict
+    assert "Counter(-1) should start at -1" in _verdict(ClampsAtZero, exercise).verdict
+    assert "expected a class" in _verdict(Counter(0), exercise).verdict
