@@ -10,8 +10,10 @@ from torch import Tensor
 
 
 def imshow(image: Float[Tensor, "*channels height width"], title: str = "", **kwargs) -> go.Figure:
-    """Show one image: (H, W) as a heatmap, (3, H, W) as RGB with values in [0, 1]."""
+    """Show one image: (H, W) or (1, H, W) in grayscale, (3, H, W) as RGB with values in [0, 1]."""
     image = image.detach().cpu()
+    if image.ndim == 3 and image.shape[0] == 1:  # one channel: grayscale
+        image = image[0]
     if image.ndim == 3:
         fig = px.imshow(image.permute(1, 2, 0).clamp(0, 1).mul(255).to(torch.uint8).numpy(), title=title, **kwargs)
     else:
@@ -24,6 +26,8 @@ def image_grid(images: Float[Tensor, "n *channels height width"], rows: int, tit
                title: str = "", **kwargs) -> go.Figure:
     """Show n images (grayscale or RGB in [0, 1]) as a grid with `rows` rows."""
     images = images.detach().cpu()
+    if images.ndim == 4 and images.shape[1] == 1:  # one channel: grayscale
+        images = images[:, 0]
     if images.ndim == 4:
         images = images.permute(0, 2, 3, 1).clamp(0, 1).mul(255).to(torch.uint8)
     fig = px.imshow(images.numpy(), facet_col=0, facet_col_wrap=-(-len(images) // rows), title=title,

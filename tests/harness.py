@@ -94,8 +94,8 @@ class CheckFailed(AssertionError):
         return [f"\033[31m{line}\033[0m" if i == 0 else line for i, line in enumerate(self.verdict.splitlines())]
 
 
-class _Mismatch(Exception):
-    """Raised inside a comparison to say what differs; becomes a CheckFailed."""
+class Mismatch(Exception):
+    """What differs, raised by a comparison or by an exercise's own `run`; it becomes a CheckFailed."""
 
 
 # ----------------------------------------------------------------------------- describing values
@@ -125,46 +125,46 @@ def _fmt(v: Any) -> str:
 # ----------------------------------------------------------------------------- comparing outputs
 
 def compare(expected: Any, got: Any, atol: float, rtol: float, where: str = "output") -> None:
-    """Raise _Mismatch describing the first difference between expected and got."""
+    """Raise Mismatch describing the first difference between expected and got."""
     if got is None and expected is not None:
-        raise _Mismatch(f"{where} is None. Did you forget a `return`?")
+        raise Mismatch(f"{where} is None. Did you forget a `return`?")
     if isinstance(expected, torch.Tensor):
         _compare_tensors(expected, got, atol, rtol, where)
     elif isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            raise _Mismatch(f"{where}: expected a {type(expected).__name__} of {len(expected)} items, got {describe(got)}")
+            raise Mismatch(f"{where}: expected a {type(expected).__name__} of {len(expected)} items, got {describe(got)}")
         for i, (e, g) in enumerate(zip(expected, got)):
             compare(e, g, atol, rtol, where=f"{where}[{i}]")
     elif isinstance(expected, bool):
         got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
         if not isinstance(got, (bool, np.bool_)) or bool(got) != expected:
-            raise _Mismatch(f"{where}: expected {expected!r}, got {describe(got)}")
+            raise Mismatch(f"{where}: expected {expected!r}, got {describe(got)}")
     elif isinstance(expected, (int, float)):
         got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
         if not isinstance(got, (int, float, np.number)) or isinstance(got, bool):
-            raise _Mismatch(f"{where}: expected a number, got {describe(got)}")
+            raise Mismatch(f"{where}: expected a number, got {describe(got)}")
         if abs(got - expected) > atol + rtol * abs(expected):
-            raise _Mismatch(f"{where}: expected {_fmt(float(expected))}, got {_fmt(float(got))}")
+            raise Mismatch(f"{where}: expected {_fmt(float(expected))}, got {_fmt(float(got))}")
     elif got != expected:
-        raise _Mismatch(f"{where}: expected {describe(expected)}, got {describe(got)}")
+        raise Mismatch(f"{where}: expected {describe(expected)}, got {describe(got)}")
 
 
 def _compare_tensors(expected: torch.Tensor, got: Any, atol: float, rtol: float, where: str) -> None:
     if not isinstance(got, torch.Tensor):
         extra = " Convert with torch.from_numpy / torch.tensor." if isinstance(got, (np.ndarray, list)) else ""
-        raise _Mismatch(f"{where}: expected a torch.Tensor, got {describe(got)}.{extra}")
+        raise Mismatch(f"{where}: expected a torch.Tensor, got {describe(got)}.{extra}")
     got = got.detach().cpu()
     if got.shape != expected.shape:
-        raise _Mismatch(f"{where}: wrong shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}")
+        raise Mismatch(f"{where}: wrong shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}")
     if got.dtype != expected.dtype:
-        raise _Mismatch(f"{where}: wrong dtype: expected {expected.dtype}, got {got.dtype}")
+        raise Mismatch(f"{where}: wrong dtype: expected {expected.dtype}, got {got.dtype}")
     if expected.dtype.is_floating_point or expected.dtype.is_complex:
         bad = ~torch.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
     else:
         bad = got != expected
     if bad.any():
         index = tuple(bad.nonzero()[0].tolist())
-        raise _Mismatch(
+        raise Mismatch(
             f"{where}: wrong values at {int(bad.sum())} of {bad.numel()} elements; first at index {index}: "
             f"expected {_fmt(expected[index].item())}, got {_fmt(got[index].item())}"
         )
@@ -214,7 +214,7 @@ def _load_reference_weights(module: nn.Module, reference_module: nn.Module) -> N
     expected = {k: tuple(v.shape) for k, v in reference_module.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     if expected != got:
-        raise _Mismatch(f"parameters and buffers differ: expected {expected}, got {got}")
+        raise Mismatch(f"parameters and buffers differ: expected {expected}, got {got}")
     module.load_state_dict(reference_module.state_dict())
 
 
@@ -239,19 +239,19 @@ def run_check(exercise: Exercise, impl: Any) -> str:
             got, expected = _run_both(exercise, impl, case)
         except NotImplementedError:
             raise fail("not implemented", "not implemented yet (it raises NotImplementedError).") from None
-        except _Mismatch as m:
+        except Mismatch as m:
             raise fail("failed", f"{m}") from None
         except Exception as error:  # noqa: BLE001 - any learner error becomes one readable message
             raise fail("error", f"raised {type(error).__name__}: {error}{_learner_location(error)}\n  on {label}; inputs:\n{inputs}") from None
         for position, (before, after) in enumerate(zip(untouched, case.args)):
             try:
                 compare(before, after, 0.0, 0.0)
-            except _Mismatch:
+            except Mismatch:
                 raise fail("failed", f"modified its input #{position + 1} in place on {label}. Work on a copy or use out-of-place ops.") from None
         expected, got = _detach(expected), _detach(got)
         try:
             compare(expected, got, exercise.atol, exercise.rtol)
-        except _Mismatch as m:
+        except Mismatch as m:
             raise fail("failed", f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected)}\n  got:      {describe(got)}") from None
     if exercise.extra:
         try:

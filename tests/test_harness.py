@@ -74,9 +74,9 @@ def test_jupyter_shows_only_the_verdict():
 
 
 def test_nested_outputs_say_which_item_differs():
-    with pytest.raises(harness._Mismatch, match=r"output\[1\]: wrong shape"):
+    with pytest.raises(harness.Mismatch, match=r"output\[1\]: wrong shape"):
         compare((torch.zeros(2), torch.zeros(3)), (torch.zeros(2), torch.zeros(4)), 1e-5, 1e-5)
-    with pytest.raises(harness._Mismatch, match="expected True, got bool False"):
+    with pytest.raises(harness.Mismatch, match="expected True, got bool False"):
         compare(True, False, 0, 0)
     compare(2.0, torch.tensor(2.0), 1e-6, 0)  # a one-element tensor stands for a number
 
