@@ -172,12 +172,23 @@ def _compare_tensors(expected: torch.Tensor, got: Any, atol: float, rtol: float,
 
 # ----------------------------------------------------------------------------- running a check
 
-def _to_device(value: Any) -> Any:
+def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """Apply fn to every tensor in a (possibly nested) tuple, list or dict."""
     if isinstance(value, torch.Tensor):
-        return value.to(DEVICE)
+        return fn(value)
     if isinstance(value, (tuple, list)):
-        return type(value)(_to_device(v) for v in value)
+        return type(value)(_map_tensors(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
     return value
+
+
+def _to_device(value: Any) -> Any:
+    return _map_tensors(value, lambda t: t.to(DEVICE))
+
+
+def _detach(value: Any) -> Any:
+    return _map_tensors(value, lambda t: t.detach().cpu())
 
 
 def _learner_location(error: BaseException) -> str:
@@ -263,14 +274,6 @@ def run_check(exercise: Exercise, impl: Any) -> str:
         except Exception as error:  # noqa: BLE001
             raise fail("error", f"raised {type(error).__name__}: {error}{_learner_location(error)}") from None
     return f"✓ {name}: passed all {len(cases)} cases."
-
-
-def _detach(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, (tuple, list)):
-        return type(value)(_detach(v) for v in value)
-    return value
 
 
 def _record(section: str, exercise: str, status: str, message: str) -> None:
