@@ -1,0 +1,10 @@
+"""Training from scratch here reproduces: a small config reaches its stated held-out loss."""
+
+from zoo.evaluate import heldout_loss
+from zoo.train import QUICK_CHECK, meets, train
+
+
+def test_quick_config_trains_to_its_stated_loss():
+    model = train(QUICK_CHECK)
+    loss = heldout_loss(model)
+    assert meets(loss, QUICK_CHECK.requirements["heldout_loss"]), loss

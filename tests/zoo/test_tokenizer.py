@@ -1,0 +1,54 @@
+"""The zoo tokenizer behaves like GPT-2's under TransformerLens."""
+
+import pytest
+import torch
+
+from zoo import corpus, load_model
+from zoo.tokenizer import load_tokenizer, vocabulary
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("attn-only-2l", device="cpu")
+
+
+def test_saved_tokenizer_matches_the_corpus_vocabulary(tokenizer):
+    # A corpus word change without `python -m zoo.tokenizer` (and retraining) breaks the models.
+    assert tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))) == vocabulary()
+
+
+def test_round_trip_without_unknown_tokens(tokenizer):
+    for split in ("train", "validation", "test"):
+        for document in corpus.story_documents(split, 50, min_pieces=200):
+            ids = tokenizer.encode(document, add_special_tokens=False)
+            assert tokenizer.unk_token_id not in ids, document
+            assert tokenizer.decode(ids) == document
+
+
+def test_gpt2_style_pieces(tokenizer):
+    tokens = tokenizer.tokenize("When Mary and John went to the store, John lived from 1732 to 1789.")
+    assert tokens[:3] == ["When", " Mary", " and"]
+    assert tokens[7:9] == [" store", ","]
+    assert tokens[-6:] == [" 17", "32", " to", " 17", "89", "."]
+
+
+def test_transformer_lens_prepends_bos_and_round_trips(model):
+    text = "When Mary and John went to the store, John gave a drink to"
+    tokens = model.to_tokens(text)
+    assert tokens[0, 0].item() == model.tokenizer.bos_token_id
+    assert model.to_str_tokens(text)[:3] == ["<|endoftext|>", "When", " Mary"]
+    assert model.to_string(tokens[0, 1:]) == text
+
+
+def test_left_padding_leaves_final_logits_unchanged(model):
+    prompts = corpus.ioi_prompts(model.tokenizer, 6, split="test").prompts + ["Paris is in"]
+    batched = model(model.to_tokens(prompts, padding_side="left"))[:, -1]
+    assert model.to_tokens(prompts).shape[1] > len(model.to_tokens(prompts[-1])[0])
+    for prompt, logits in zip(prompts, batched):
+        alone = model(model.to_tokens(prompt))[0, -1]
+        torch.testing.assert_close(logits, alone, atol=1e-4, rtol=1e-4)

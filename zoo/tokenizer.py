@@ -1,0 +1,64 @@
+"""The zoo's word-level tokenizer, shaped like GPT-2's so TransformerLens code reads the same.
+
+Words carry their leading space (" Mary" and "Mary" are different tokens), punctuation is its own
+token, and a year is two two-digit tokens (" 1732" -> " 17", "32"). "<|endoftext|>" is the BOS
+token (TransformerLens prepends it), "<pad>" pads on the left so every prompt ends at position -1.
+
+Build with `python -m zoo.tokenizer`; it saves to zoo/tokenizer/. TransformerLens reloads a
+tokenizer by its `name_or_path`, so the model loader always passes this directory's path.
+"""
+
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from zoo.corpus import PIECE_PATTERN, vocabulary_words
+
+TOKENIZER_DIR = Path(__file__).parent / "tokenizer"
+BOS_TOKEN, PAD_TOKEN, UNK_TOKEN = "<|endoftext|>", "<pad>", "<unk>"
+PUNCTUATION = list(".,:")
+
+
+def vocabulary() -> list[str]:
+    """All tokens in id order: special tokens, punctuation, two-digit numbers, then words."""
+    two_digit = [f"{i:02d}" for i in range(100)]
+    words = vocabulary_words()
+    return (
+        [BOS_TOKEN, PAD_TOKEN, UNK_TOKEN]
+        + PUNCTUATION
+        + two_digit
+        + [" " + number for number in two_digit]
+        + words
+        + [" " + word for word in words]
+    )
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A fresh tokenizer; every piece of PIECE_PATTERN that is in the vocabulary is one token."""
+    token_to_id = {token: i for i, token in enumerate(vocabulary())}
+    backend = Tokenizer(models.WordLevel(vocab=token_to_id, unk_token=UNK_TOKEN))
+    # "isolated" keeps each regex match as its own piece; the vocabulary holds the leading
+    # spaces, so decoding is plain concatenation (Fuse) with no spaces invented.
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(PIECE_PATTERN), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=BOS_TOKEN,
+        eos_token=BOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        model_max_length=1024,
+    )
+
+
+def load_tokenizer() -> PreTrainedTokenizerFast:
+    """The saved tokenizer, loaded by its absolute path (the name TransformerLens reloads by)."""
+    return AutoTokenizer.from_pretrained(str(TOKENIZER_DIR.resolve()))
+
+
+if __name__ == "__main__":
+    build_tokenizer().save_pretrained(TOKENIZER_DIR)
+    print(f"saved {len(vocabulary())} tokens to {TOKENIZER_DIR}")
