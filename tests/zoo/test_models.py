@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -46,20 +45,18 @@ def test_card_states_the_recorded_metrics(name):
         assert head in card
 
 
-def run_python(code: str, timeout: float, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    """Run code in a fresh interpreter at the repository root; return it and its wall time."""
-    start = time.perf_counter()
-    completed = subprocess.run(
+def run_python(code: str, timeout: float, **env: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter at the repository root."""
+    return subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
         timeout=timeout, env=os.environ | env,
-    )  # fmt: skip
-    return completed, time.perf_counter() - start
+    )
 
 
 def test_every_model_loads_in_a_fresh_offline_process():
     # Load time is a benchmark figure (benchmarks/zoo_training.py), not asserted here.
     code = "import zoo; print([zoo.load_model(name, device='cpu').cfg.n_layers for name in zoo.list_models()])"
-    completed, _ = run_python(code, timeout=120, HF_HUB_OFFLINE="1")
+    completed = run_python(code, timeout=120, HF_HUB_OFFLINE="1")
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == str([ZOO[name].model["n_layers"] for name in sorted(ZOO)])
 
@@ -88,7 +85,7 @@ print(f"seconds={time.perf_counter() - start:.2f}")
 def test_pretrained_name_offline_fails_fast_naming_the_zoo_model(hf_hub_offline):
     if not hf_hub_offline and zoo._hub_reachable():
         pytest.skip("the HuggingFace hub is reachable here")
-    completed, _ = run_python(OFFLINE_CHECK, timeout=60, HF_HUB_OFFLINE=hf_hub_offline)
+    completed = run_python(OFFLINE_CHECK, timeout=60, HF_HUB_OFFLINE=hf_hub_offline)
     assert completed.returncode == 0, completed.stderr
     assert "gpt2-small needs the HuggingFace hub" in completed.stdout
     assert "load_model('gpt2-mini')" in completed.stdout
