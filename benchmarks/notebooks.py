@@ -27,18 +27,19 @@ def timed(nb: nbformat.NotebookNode, folder=ROOT) -> float:
 
 
 def main(prefixes: list[str]) -> int:
+    sections = [s for s in all_sections() if not prefixes or s.number.startswith(tuple(prefixes))]
+    names = [str(s.notebook_path("solved").relative_to(ROOT)) for s in sections]
+    width = max(len(n) for n in [*names, "baseline (kernel start + imports)"])
     baseline = timed(BASELINE)
-    print(f"{'notebook':<52} {'seconds':>8} {'x baseline':>10}")
-    print(f"{'baseline (kernel start + imports)':<52} {baseline:>8.1f} {1:>10.1f}")
+    print(f"{'notebook':<{width}} {'seconds':>8} {'x baseline':>10}")
+    print(f"{'baseline (kernel start + imports)':<{width}} {baseline:>8.1f} {1:>10.1f}")
     over = 0
-    for section in all_sections():
-        if prefixes and not section.number.startswith(tuple(prefixes)):
-            continue
+    for section, name in zip(sections, names):
         path = section.notebook_path("solved")
         seconds = timed(nbformat.read(path, as_version=4), path.parent)
         over += seconds >= BUDGET_SECONDS
         flag = "  OVER BUDGET" if seconds >= BUDGET_SECONDS else ""
-        print(f"{str(path.relative_to(ROOT)):<52} {seconds:>8.1f} {seconds / baseline:>10.1f}{flag}")
+        print(f"{name:<{width}} {seconds:>8.1f} {seconds / baseline:>10.1f}{flag}")
     print(f"budget: {BUDGET_SECONDS} s per notebook; {over} over")
     return 1 if over else 0
 
