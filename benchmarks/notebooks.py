@@ -14,8 +14,13 @@ from course.authoring import ROOT, all_sections
 from course.grading import execute_notebook
 
 BUDGET_SECONDS = 120  # each solved notebook must run in under 2 minutes here
-BASELINE = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-    "import einops, plotly.express, torch\nfrom jaxtyping import Float\nfrom tests.harness import Checker")])
+BASELINE = nbformat.v4.new_notebook(
+    cells=[
+        nbformat.v4.new_code_cell(
+            "import einops, plotly.express, torch\nfrom jaxtyping import Float\nfrom tests.harness import Checker"
+        )
+    ]
+)
 
 
 def timed(nb: nbformat.NotebookNode, folder=ROOT) -> float:

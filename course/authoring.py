@@ -33,8 +33,13 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("chapter0_fundamentals", "chapter1_transformer_interp", "chapter2_rl", "chapter3_evals",
-            "chapter4_alignment_science")
+CHAPTERS = (
+    "chapter0_fundamentals",
+    "chapter1_transformer_interp",
+    "chapter2_rl",
+    "chapter3_evals",
+    "chapter4_alignment_science",
+)
 VARIANTS = ("exercises", "solved")
 
 _MARKER = re.compile(r"^# %%(?:\s+\[(?P<kind>[\w-]+)\])?\s*(?P<rest>.*)$")
@@ -81,6 +86,7 @@ class Section:
 
 # ----------------------------------------------------------------------------- parsing
 
+
 def parse_cells(text: str) -> list[Cell]:
     cells: list[Cell] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -126,6 +132,7 @@ def all_sections() -> list[Section]:
 
 # ----------------------------------------------------------------------------- validating
 
+
 def validate(section: Section) -> None:
     """Raise AuthoringError where the source, solutions and checks disagree."""
     where = section.source.relative_to(ROOT)
@@ -137,20 +144,28 @@ def validate(section: Section) -> None:
             raise AuthoringError(f"{where}:{cell.line}: a [hint] cell must follow an exercise")
 
     solutions = importlib.import_module(section.solutions_module)
-    defined = {n for n, obj in vars(solutions).items()
-               if not n.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
-               and obj.__module__ == solutions.__name__}
+    defined = {
+        n
+        for n, obj in vars(solutions).items()
+        if not n.startswith("_")
+        and (inspect.isfunction(obj) or inspect.isclass(obj))
+        and obj.__module__ == solutions.__name__
+    }
     imported = _names_imported_from(section)
     if missing := [n for n in names if n not in defined]:
         raise AuthoringError(f"{where}: exercise(s) {missing} have no reference in {section.solutions_module}")
     if orphans := sorted(defined - set(names) - imported):
-        raise AuthoringError(f"{section.solutions_module} defines {orphans}, which {where} neither sets as "
-                             "exercises nor imports: use them, or make them private (_name)")
+        raise AuthoringError(
+            f"{section.solutions_module} defines {orphans}, which {where} neither sets as "
+            "exercises nor imports: use them, or make them private (_name)"
+        )
 
     checks = {e.name for e in importlib.import_module(section.checks_module).check}
     if set(names) != checks:
-        raise AuthoringError(f"{where} and {section.checks_module} disagree: exercises without a check "
-                             f"{sorted(set(names) - checks)}, checks without an exercise {sorted(checks - set(names))}")
+        raise AuthoringError(
+            f"{where} and {section.checks_module} disagree: exercises without a check "
+            f"{sorted(set(names) - checks)}, checks without an exercise {sorted(checks - set(names))}"
+        )
     for cell in section.exercises:
         _validate_stub(cell, getattr(solutions, cell.options["name"]), where)
 
@@ -186,11 +201,14 @@ def _validate_stub(cell: Cell, reference: object, where: Path) -> None:
             got = got[1:]  # inspect.signature on an unbound method keeps self; the class form drops it
             expected = expected[1:]
         if got != expected:
-            raise AuthoringError(f"{where}:{cell.line}: stub {method.name}{tuple(got)} differs from the reference "
-                                 f"{method.name}{tuple(expected)}")
+            raise AuthoringError(
+                f"{where}:{cell.line}: stub {method.name}{tuple(got)} differs from the reference "
+                f"{method.name}{tuple(expected)}"
+            )
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def _dots(n: int, filled: str) -> str:
     return filled * n + "⚪" * (5 - n)
@@ -200,8 +218,10 @@ def _exercise_cells(section: Section, cell: Cell, hints: list[Cell], variant: st
     name, o = cell.options["name"], cell.options
     reference = getattr(importlib.import_module(section.solutions_module), name)
     solution = inspect.getsource(reference).rstrip()
-    header = (f"**Exercise `{name}`** · Difficulty {_dots(int(o['difficulty']), '🔴')} · "
-              f"Importance {_dots(int(o['importance']), '🔵')} · about {o['minutes']} minutes")
+    header = (
+        f"**Exercise `{name}`** · Difficulty {_dots(int(o['difficulty']), '🔴')} · "
+        f"Importance {_dots(int(o['importance']), '🔵')} · about {o['minutes']} minutes"
+    )
     folded = [f"<details><summary>Hint {i}</summary>\n\n{h.text}\n\n</details>" for i, h in enumerate(hints, 1)]
     folded.append(f"<details><summary>Solution</summary>\n\n```python\n{solution}\n```\n\n</details>")
     return [
@@ -222,7 +242,7 @@ def render(section: Section, variant: str) -> str:
             nb.cells.append(nbformat.v4.new_code_cell(cell.text))
         elif cell.kind == "exercise":
             hints = []
-            for following in section.cells[index + 1:]:
+            for following in section.cells[index + 1 :]:
                 if following.kind != "hint":
                     break
                 hints.append(following)

@@ -62,8 +62,9 @@ def execute_notebook(nb: nbformat.NotebookNode, folder: Path, timeout: int, allo
         # IPC sockets in a temp folder: no TCP ports, and no warning about unencrypted TCP.
         kernel = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
         try:
-            nbclient.NotebookClient(nb, km=kernel, timeout=timeout, allow_errors=allow_errors,
-                                    resources={"metadata": {"path": str(folder)}}).execute()
+            nbclient.NotebookClient(
+                nb, km=kernel, timeout=timeout, allow_errors=allow_errors, resources={"metadata": {"path": str(folder)}}
+            ).execute()
         except (nbclient.exceptions.DeadKernelError, nbclient.exceptions.CellTimeoutError) as crash:
             return f"{type(crash).__name__}: {str(crash).splitlines()[0] if str(crash) else ''}"
         finally:
@@ -94,8 +95,16 @@ def grade_notebook(path: Path, learner: str, timeout: int = 600) -> tuple[list[R
             first_line = r["message"].splitlines()[0].removeprefix(f"✗ {exercise}: ").removeprefix("✓ ")
             rows.append(Row(learner, path.name, meta["section"], exercise, r["status"], first_line))
         else:
-            rows.append(Row(learner, path.name, meta["section"], exercise, "not reached",
-                            crashed or "an earlier cell failed, or the check cell was removed"))
+            rows.append(
+                Row(
+                    learner,
+                    path.name,
+                    meta["section"],
+                    exercise,
+                    "not reached",
+                    crashed or "an earlier cell failed, or the check cell was removed",
+                )
+            )
     return rows, _cell_errors(nb) + ([crashed] if crashed else [])
 
 

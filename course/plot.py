@@ -22,16 +22,28 @@ def imshow(image: Float[Tensor, "*channels height width"], title: str = "", **kw
     return fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)
 
 
-def image_grid(images: Float[Tensor, "n *channels height width"], rows: int, titles: list[str] | None = None,
-               title: str = "", **kwargs) -> go.Figure:
+def image_grid(
+    images: Float[Tensor, "n *channels height width"],
+    rows: int,
+    titles: list[str] | None = None,
+    title: str = "",
+    **kwargs,
+) -> go.Figure:
     """Show n images (grayscale or RGB in [0, 1]) as a grid with `rows` rows."""
     images = images.detach().cpu()
     if images.ndim == 4 and images.shape[1] == 1:  # one channel: grayscale
         images = images[:, 0]
     if images.ndim == 4:
         images = images.permute(0, 2, 3, 1).clamp(0, 1).mul(255).to(torch.uint8)
-    fig = px.imshow(images.numpy(), facet_col=0, facet_col_wrap=-(-len(images) // rows), title=title,
-                    color_continuous_scale="gray", binary_string=images.ndim == 3, **kwargs)
+    fig = px.imshow(
+        images.numpy(),
+        facet_col=0,
+        facet_col_wrap=-(-len(images) // rows),
+        title=title,
+        color_continuous_scale="gray",
+        binary_string=images.ndim == 3,
+        **kwargs,
+    )
     for annotation, text in zip(fig.layout.annotations, titles or [""] * len(images)):
         annotation.text = text
     return fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False)

@@ -100,6 +100,7 @@ class Mismatch(Exception):
 
 # ----------------------------------------------------------------------------- describing values
 
+
 def describe(value: Any, width: int = 90) -> str:
     """A one-line description: type, dtype, shape and the first few values."""
     if isinstance(value, torch.Tensor):
@@ -124,6 +125,7 @@ def _fmt(v: Any) -> str:
 
 # ----------------------------------------------------------------------------- comparing outputs
 
+
 def compare(expected: Any, got: Any, atol: float, rtol: float, where: str = "output") -> None:
     """Raise Mismatch describing the first difference between expected and got."""
     if got is None and expected is not None:
@@ -132,7 +134,9 @@ def compare(expected: Any, got: Any, atol: float, rtol: float, where: str = "out
         _compare_tensors(expected, got, atol, rtol, where)
     elif isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            raise Mismatch(f"{where}: expected a {type(expected).__name__} of {len(expected)} items, got {describe(got)}")
+            raise Mismatch(
+                f"{where}: expected a {type(expected).__name__} of {len(expected)} items, got {describe(got)}"
+            )
         for i, (e, g) in enumerate(zip(expected, got)):
             compare(e, g, atol, rtol, where=f"{where}[{i}]")
     elif isinstance(expected, bool):
@@ -171,6 +175,7 @@ def _compare_tensors(expected: torch.Tensor, got: Any, atol: float, rtol: float,
 
 
 # ----------------------------------------------------------------------------- running a check
+
 
 def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     """Apply fn to every tensor in a (possibly nested) tuple, list or dict."""
@@ -253,17 +258,26 @@ def run_check(exercise: Exercise, impl: Any) -> str:
         except Mismatch as m:
             raise fail("failed", f"{m}") from None
         except Exception as error:  # noqa: BLE001 - any learner error becomes one readable message
-            raise fail("error", f"raised {type(error).__name__}: {error}{_learner_location(error)}\n  on {label}; inputs:\n{inputs}") from None
+            raise fail(
+                "error",
+                f"raised {type(error).__name__}: {error}{_learner_location(error)}\n  on {label}; inputs:\n{inputs}",
+            ) from None
         for position, (before, after) in enumerate(zip(untouched, case.args)):
             try:
                 compare(before, after, 0.0, 0.0)
             except Mismatch:
-                raise fail("failed", f"modified its input #{position + 1} in place on {label}. Work on a copy or use out-of-place ops.") from None
+                raise fail(
+                    "failed",
+                    f"modified its input #{position + 1} in place on {label}. Work on a copy or use out-of-place ops.",
+                ) from None
         expected, got = _detach(expected), _detach(got)
         try:
             compare(expected, got, exercise.atol, exercise.rtol)
         except Mismatch as m:
-            raise fail("failed", f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected)}\n  got:      {describe(got)}") from None
+            raise fail(
+                "failed",
+                f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected)}\n  got:      {describe(got)}",
+            ) from None
     if exercise.extra:
         try:
             exercise.extra(impl)
@@ -297,8 +311,11 @@ class Checker:
 
     def __call__(self, name: str, impl: Any) -> None:
         if name not in self.exercises:
-            raise CheckFailed(name, "unknown", f"✗ no exercise called {name!r} in section {self.section}; "
-                              f"known: {', '.join(self.exercises)}")
+            raise CheckFailed(
+                name,
+                "unknown",
+                f"✗ no exercise called {name!r} in section {self.section}; known: {', '.join(self.exercises)}",
+            )
         try:
             message = run_check(self.exercises[name], impl)
         except CheckFailed as failure:

@@ -69,13 +69,13 @@ def helper_for_notebook() -> int:
     return 1
 '''
 
-CHECKS = '''
+CHECKS = """
 from tests.harness import Case, Checker, Exercise
 from solutions.chapter0_fundamentals.fake_section import double
 check = Checker("0.9", [Exercise(double, lambda gen: [Case((1,), expected=2)], hint="x + x")])
-'''
+"""
 
-SOURCE = '''
+SOURCE = """
 # %% [markdown]
 # # A fake section
 
@@ -88,7 +88,7 @@ def double(x: int) -> int:
 
 # %% [hint]
 # Add x to itself.
-'''
+"""
 
 
 @pytest.fixture
@@ -96,8 +96,10 @@ def fake_section(monkeypatch):
     """A section whose modules exist only in memory, so each test can break one of them."""
 
     def make(source=SOURCE, solutions=SOLUTIONS, checks=CHECKS) -> Section:
-        for name, code in [("solutions.chapter0_fundamentals.fake_section", solutions),
-                           ("tests.checks.chapter0_fundamentals.fake_section", checks)]:
+        for name, code in [
+            ("solutions.chapter0_fundamentals.fake_section", solutions),
+            ("tests.checks.chapter0_fundamentals.fake_section", checks),
+        ]:
             module = types.ModuleType(name)
             exec(textwrap.dedent(code), module.__dict__)
             monkeypatch.setitem(sys.modules, name, module)
@@ -116,15 +118,20 @@ def test_fake_section_is_valid(fake_section, monkeypatch):
     assert "return 2 * x" in solved and 'check(\\"double\\", double)' in solved
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(source=SOURCE.replace("double", "triple")), "have no reference"),
-    (dict(solutions=SOLUTIONS + "\ndef forgotten(): pass\n"), "neither sets as exercises nor imports"),
-    (dict(source=SOURCE.replace("def double(x: int)", "def double(y: int)")), "differs from the reference"),
-    (dict(source=SOURCE.replace("raise NotImplementedError()", "return x + x")), "must raise NotImplementedError"),
-    (dict(checks=CHECKS.replace("check = Checker", "check = Checker('0.9', [])\nunused = Checker")),
-     "exercises without a check ['double']"),
-    (dict(source=SOURCE.replace("# %% [hint]", "# %%\nx = 1\n\n# %% [hint]")), "must follow an exercise"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(source=SOURCE.replace("double", "triple")), "have no reference"),
+        (dict(solutions=SOLUTIONS + "\ndef forgotten(): pass\n"), "neither sets as exercises nor imports"),
+        (dict(source=SOURCE.replace("def double(x: int)", "def double(y: int)")), "differs from the reference"),
+        (dict(source=SOURCE.replace("raise NotImplementedError()", "return x + x")), "must raise NotImplementedError"),
+        (
+            dict(checks=CHECKS.replace("check = Checker", "check = Checker('0.9', [])\nunused = Checker")),
+            "exercises without a check ['double']",
+        ),
+        (dict(source=SOURCE.replace("# %% [hint]", "# %%\nx = 1\n\n# %% [hint]")), "must follow an exercise"),
+    ],
+)
 def test_disagreements_are_refused(fake_section, change, message):
     with pytest.raises(AuthoringError, match=message.replace("[", r"\[").replace("]", r"\]")):
         validate(fake_section(**change))

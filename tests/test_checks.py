@@ -40,12 +40,14 @@ def _generic_wrong(exercise: Exercise) -> dict:
     Exercises with their own `run` (an optimizer, say) have no single output to get wrong generically."""
     reference = exercise.reference
     if inspect.isclass(reference) and (exercise.run or not exercise.is_module):
+
         class StubClass:
             def __init__(self, *args, **kwargs):
                 raise NotImplementedError()
 
         return {"not implemented": StubClass}
     if exercise.is_module:
+
         class Stub(nn.Module):
             def __init__(self, *args, **kwargs):
                 raise NotImplementedError()
@@ -63,8 +65,11 @@ def _generic_wrong(exercise: Exercise) -> dict:
     def stub(*args, **kwargs):
         raise NotImplementedError()
 
-    return {"not implemented": stub, "returns None": lambda *a, **k: None,
-            "wrong shape": lambda *a, **k: _wrong_shape(reference(*a, **k))}
+    return {
+        "not implemented": stub,
+        "returns None": lambda *a, **k: None,
+        "wrong shape": lambda *a, **k: _wrong_shape(reference(*a, **k)),
+    }
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)

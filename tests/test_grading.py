@@ -22,7 +22,11 @@ def _learner_notebook(solved: int, die_after: int | None = None) -> nbformat.Not
     names = nb.metadata["course"]["exercises"]
     for cell in list(nb.cells):
         for number, name in enumerate(names, start=1):
-            if number <= solved and cell.cell_type == "code" and cell.source.startswith((f"def {name}(", f"class {name}(")):
+            if (
+                number <= solved
+                and cell.cell_type == "code"
+                and cell.source.startswith((f"def {name}(", f"class {name}("))
+            ):
                 cell.source = inspect.getsource(getattr(solutions, name))
             if number == die_after and cell.source == f'check("{name}", {name})':
                 nb.cells.insert(nb.cells.index(cell) + 1, nbformat.v4.new_code_cell("import os; os._exit(1)"))

@@ -44,15 +44,18 @@ def test_wrong_values_name_the_first_mismatching_index_and_the_input():
     assert verdict.rstrip().endswith("hint: Add one to every element.")
 
 
-@pytest.mark.parametrize("impl, status, text", [
-    (lambda x: (x + 1).double(), "failed", "wrong dtype: expected torch.float32, got torch.float64"),
-    (lambda x: (x + 1).T, "failed", "wrong shape: expected (2, 3), got (3, 2)"),
-    (lambda x: (x + 1).numpy(), "failed", "expected a torch.Tensor, got numpy array float32 shape (2, 3)"),
-    (lambda x: None, "failed", "output is None. Did you forget a `return`?"),
-    (lambda x: x.add_(1), "failed", "modified its input #1 in place"),
-    (lambda x: x @ x, "error", "raised RuntimeError"),
-    ("add_one", "wrong type", "expected a function, got str 'add_one'"),
-])
+@pytest.mark.parametrize(
+    "impl, status, text",
+    [
+        (lambda x: (x + 1).double(), "failed", "wrong dtype: expected torch.float32, got torch.float64"),
+        (lambda x: (x + 1).T, "failed", "wrong shape: expected (2, 3), got (3, 2)"),
+        (lambda x: (x + 1).numpy(), "failed", "expected a torch.Tensor, got numpy array float32 shape (2, 3)"),
+        (lambda x: None, "failed", "output is None. Did you forget a `return`?"),
+        (lambda x: x.add_(1), "failed", "modified its input #1 in place"),
+        (lambda x: x @ x, "error", "raised RuntimeError"),
+        ("add_one", "wrong type", "expected a function, got str 'add_one'"),
+    ],
+)
 def test_each_mistake_gets_its_own_message(impl, status, text):
     failure = _verdict(impl)
     assert failure.status == status and text in failure.verdict, failure.verdict
@@ -91,7 +94,16 @@ class Scale(nn.Module):
 
 
 def test_module_checks_load_the_reference_weights():
-    exercise = Exercise(Scale, lambda gen: [Case((torch.ones(3),), init=(3,), )], hint="h")
+    exercise = Exercise(
+        Scale,
+        lambda gen: [
+            Case(
+                (torch.ones(3),),
+                init=(3,),
+            )
+        ],
+        hint="h",
+    )
     assert run_check(exercise, Scale).startswith("✓")
 
     class Renamed(nn.Module):
@@ -101,8 +113,6 @@ def test_module_checks_load_the_reference_weights():
 
     assert "parameters and buffers differ" in _verdict(Renamed, exercise).verdict
     assert "expected an nn.Module subclass" in _verdict(Scale(3), exercise).verdict
-
-
 
 
 def test_checker_records_verdicts_for_the_grader(tmp_path, monkeypatch, capsys):
@@ -146,8 +156,9 @@ def test_custom_run_and_extra_checks():
     def no_negative_start(cls):
         assert cls(-1).value == -1, "Counter(-1) should start at -1"
 
-    exercise = Exercise(Counter, lambda gen: [Case((2,), "from 2", expected=5)], hint="h",
-                        run=_count_three, extra=no_negative_start)
+    exercise = Exercise(
+        Counter, lambda gen: [Case((2,), "from 2", expected=5)], hint="h", run=_count_three, extra=no_negative_start
+    )
     assert run_check(exercise, Counter).startswith("✓")
 
     class StepsTwice(Counter):

@@ -38,9 +38,7 @@ def build_model(model_config: dict, device: str = "cpu"):
     with warnings.catch_warnings():
         # TL 3.x deprecates HookedTransformer for 4.0; the course stays on it because sae_lens 6
         # requires TL < 4 and its HookedSAETransformer extends HookedTransformer.
-        warnings.filterwarnings(
-            "ignore", message="HookedTransformer is deprecated", category=DeprecationWarning
-        )
+        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
         config = HookedTransformerConfig(**model_config, device=device)
         return HookedTransformer(config, tokenizer=load_tokenizer())
 

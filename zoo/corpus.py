@@ -84,12 +84,8 @@ IOI_ACTIONS = [
 ]
 # Two disjoint diagonals of the intro x action square: every intro and every action still
 # appears in training, but these 16 combinations only ever appear as test prompts.
-HELD_OUT_IOI_TEMPLATES = frozenset(
-    (intro, action) for intro in range(8) for action in (intro, (intro + 3) % 8)
-)
-TRAIN_IOI_TEMPLATES = [
-    pair for pair in itertools.product(range(8), range(8)) if pair not in HELD_OUT_IOI_TEMPLATES
-]
+HELD_OUT_IOI_TEMPLATES = frozenset((intro, action) for intro in range(8) for action in (intro, (intro + 3) % 8))
+TRAIN_IOI_TEMPLATES = [pair for pair in itertools.product(range(8), range(8)) if pair not in HELD_OUT_IOI_TEMPLATES]
 
 YEAR_TEMPLATES = [
     "The war lasted from {start} to {end}.",
@@ -204,7 +200,10 @@ def vocabulary_words() -> list[str]:
 
 
 def repeated_span_tokens(
-    n_sequences: int, seq_len: int, token_ids: Int[Tensor, " n_ids"], bos_token_id: int,
+    n_sequences: int,
+    seq_len: int,
+    token_ids: Int[Tensor, " n_ids"],
+    bos_token_id: int,
     generator: torch.Generator,
 ) -> Int[Tensor, "n_sequences seq_len"]:
     """Random tokens after a BOS; from a random position on, a block of random length repeats
@@ -224,7 +223,10 @@ def repeated_span_tokens(
 
 
 def repeated_random_tokens(
-    n_sequences: int, half_len: int, token_ids: Int[Tensor, " n_ids"], bos_token_id: int,
+    n_sequences: int,
+    half_len: int,
+    token_ids: Int[Tensor, " n_ids"],
+    bos_token_id: int,
     seed: int = 0,
 ) -> Int[Tensor, "n_sequences 1+2*half_len"]:
     """The standard induction probe: BOS, half_len random tokens, then the same tokens again."""

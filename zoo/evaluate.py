@@ -32,10 +32,7 @@ def story_tokens(model: HookedTransformer, split: str, n_documents: int) -> Int[
 def heldout_loss(model: HookedTransformer, batch_size: int = 32) -> float:
     """Mean next-token loss on the test split of the story corpus."""
     tokens = story_tokens(model, "test", HELDOUT_DOCUMENTS)
-    losses = [
-        model(batch.to(model.cfg.device), return_type="loss").item()
-        for batch in tokens.split(batch_size)
-    ]
+    losses = [model(batch.to(model.cfg.device), return_type="loss").item() for batch in tokens.split(batch_size)]
     return sum(losses) / len(losses)
 
 

@@ -89,8 +89,15 @@ ZOO = {
             # Shorter rows buy twice the updates for the same compute; every prompt the course
             # uses fits in 64 tokens.
             model=dict(
-                n_layers=4, d_model=128, n_heads=4, d_head=32, d_mlp=512, n_ctx=64,
-                act_fn="gelu_new", normalization_type="LN", positional_embedding_type="standard",
+                n_layers=4,
+                d_model=128,
+                n_heads=4,
+                d_head=32,
+                d_mlp=512,
+                n_ctx=64,
+                act_fn="gelu_new",
+                normalization_type="LN",
+                positional_embedding_type="standard",
             ),  # fmt: skip
             n_steps=3000,
             random_fraction=0.25,
@@ -163,16 +170,12 @@ def train(config: TrainingConfig, on_step=None, threads: int = 2) -> HookedTrans
     word_ids = evaluate.word_token_ids(model)
     generator = torch.Generator().manual_seed(config.seed)
 
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, config))
     model.train()
     progress = tqdm(range(config.n_steps), desc=config.name, mininterval=2)
     for step in progress:
-        random_rows = repeated_span_tokens(
-            n_random, model.cfg.n_ctx, word_ids, model.tokenizer.bos_token_id, generator
-        )
+        random_rows = repeated_span_tokens(n_random, model.cfg.n_ctx, word_ids, model.tokenizer.bos_token_id, generator)
         batch = torch.cat([story[step * n_story : (step + 1) * n_story], random_rows])
         loss = model(batch, return_type="loss")
         loss.backward()
@@ -284,13 +287,13 @@ Load it with `zoo.load_model("{config.name}")`.
 HookedTransformerConfig: {architecture}. {n_params:,} parameters; tokenizer: `zoo/tokenizer/`.
 
 ## Data
-{data_description(config, cfg['n_ctx'])} {training['tokens']:,} tokens in all.
+{data_description(config, cfg["n_ctx"])} {training["tokens"]:,} tokens in all.
 
 ## Training
-`{training['command']}`: seed {config.seed}, {config.n_steps} steps of batch {config.batch_size},
+`{training["command"]}`: seed {config.seed}, {config.n_steps} steps of batch {config.batch_size},
 AdamW (lr {config.lr}, betas 0.9/0.95, weight decay {config.weight_decay}), {config.warmup_steps}
-warmup steps then cosine decay to lr/10, gradient clipping at 1.0. It took {training['seconds']} s
-on {training['threads']} CPU threads.
+warmup steps then cosine decay to lr/10, gradient clipping at 1.0. It took {training["seconds"]} s
+on {training["threads"]} CPU threads.
 
 ## Measured metrics
 Measured by `zoo/evaluate.py` on held-out data: the test split of the story corpus, IOI prompts

@@ -84,10 +84,12 @@ imshow(on_side[2], title="the digit 2, height and width swapped", height=200).sh
 # %%
 imshow(reference.side_by_side(images), title="target: side_by_side(images)", height=200).show()
 
+
 # %% [exercise] side_by_side difficulty=1 importance=4 minutes=5
 def side_by_side(images: Float[Tensor, "digit channel height width"]) -> Float[Tensor, "channel height digit*width"]:
     """Lay the images out left to right in one wide image, the first image leftmost."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # The output has three axes: channel, height, and one wide axis made of two input axes merged.
@@ -103,10 +105,14 @@ def side_by_side(images: Float[Tensor, "digit channel height width"]) -> Float[T
 # %%
 imshow(reference.grid(images, rows=2), title="target: grid(images, rows=2)", height=300).show()
 
+
 # %% [exercise] grid difficulty=2 importance=4 minutes=10
-def grid(images: Float[Tensor, "digit channel height width"], rows: int) -> Float[Tensor, "channel rows*height cols*width"]:
+def grid(
+    images: Float[Tensor, "digit channel height width"], rows: int
+) -> Float[Tensor, "channel rows*height cols*width"]:
     """Arrange the images in `rows` rows, filled row by row from the first image (`rows` divides their number)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Split the digit axis on the left of the arrow: `(row col) c h w`, and pass `row=rows`;
@@ -133,12 +139,18 @@ per_channel_mean
 # side by side with a `rearrange`, since `imshow` draws a 2-D tensor as a grayscale picture.
 
 # %%
-imshow(einops.rearrange(reference.grayscale(images), "d h w -> h (d w)"), title="target: grayscale(images), side by side", height=200).show()
+imshow(
+    einops.rearrange(reference.grayscale(images), "d h w -> h (d w)"),
+    title="target: grayscale(images), side by side",
+    height=200,
+).show()
+
 
 # %% [exercise] grayscale difficulty=1 importance=3 minutes=5
 def grayscale(images: Float[Tensor, "digit channel height width"]) -> Float[Tensor, "digit height width"]:
     """Turn each RGB image into a grayscale one: the mean of its three channels."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Which axis disappears? Write the pattern with it left out of the right-hand side, and use `"mean"`.
@@ -150,10 +162,12 @@ def grayscale(images: Float[Tensor, "digit channel height width"]) -> Float[Tens
 # %%
 imshow(reference.overlay(images), title="target: overlay(images)", height=250).show()
 
+
 # %% [exercise] overlay difficulty=1 importance=3 minutes=5
 def overlay(images: Float[Tensor, "digit channel height width"]) -> Float[Tensor, "channel height width"]:
     """Superimpose all images: each output value is the largest value at that channel and pixel."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # This time the digit axis disappears, and the operation is `"max"`.
@@ -178,10 +192,14 @@ mosaic = reference.grid(images, rows=2)
 assert mosaic.shape == (3, 72, 84)
 imshow(reference.pixelate(mosaic, 6), title="target: pixelate(mosaic, 6), 12 x 14 pixels", height=300).show()
 
+
 # %% [exercise] pixelate difficulty=2 importance=3 minutes=10
-def pixelate(image: Float[Tensor, "*batch height width"], factor: int) -> Float[Tensor, "*batch height/factor width/factor"]:
+def pixelate(
+    image: Float[Tensor, "*batch height width"], factor: int
+) -> Float[Tensor, "*batch height/factor width/factor"]:
     """Shrink the last two axes by `factor` (which divides both); each output pixel averages a factor x factor block."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `"... (h fh) (w fw) -> ... h w"` with `fh=factor, fw=factor`.
@@ -207,12 +225,18 @@ assert torch.equal(einops.repeat(torch.tensor([1, 2]), "a -> (a 3)"), torch.tens
 # Zooming the blurred mosaic back by 6 gives it the familiar pixelated look.
 
 # %%
-imshow(reference.zoom(reference.pixelate(mosaic, 6), 6), title="target: zoom(pixelate(mosaic, 6), 6)", height=300).show()
+imshow(
+    reference.zoom(reference.pixelate(mosaic, 6), 6), title="target: zoom(pixelate(mosaic, 6), 6)", height=300
+).show()
+
 
 # %% [exercise] zoom difficulty=1 importance=3 minutes=5
-def zoom(image: Float[Tensor, "*batch height width"], factor: int) -> Float[Tensor, "*batch height*factor width*factor"]:
+def zoom(
+    image: Float[Tensor, "*batch height width"], factor: int
+) -> Float[Tensor, "*batch height*factor width*factor"]:
     """Enlarge the last two axes by `factor`: each pixel becomes a factor x factor block of copies."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # The mirror image of `pixelate`: `"... h w -> ... (h fh) (w fw)"` with `einops.repeat`.
@@ -264,10 +288,12 @@ assert a[:, None].expand(3, 4).stride() == (1, 0)
 # Use that to compute the distance between every row of `x` and every row of `y` without a
 # loop. This is the heart of nearest-neighbour search and of many similarity computations.
 
+
 # %% [exercise] pairwise_distances difficulty=2 importance=5 minutes=10
 def pairwise_distances(x: Float[Tensor, "m dim"], y: Float[Tensor, "n dim"]) -> Float[Tensor, "m n"]:
     """The Euclidean distance between every row of x and every row of y: out[i, j] = |x[i] - y[j]|."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Give `x` the shape `(m, 1, dim)` and `y` the shape `(1, n, dim)`; their difference is `(m, n, dim)`.
@@ -287,10 +313,14 @@ two_values = torch.tensor([1.0, 3.0])  # mean 2, deviations -1 and +1
 assert two_values.std(correction=0) == 1.0
 assert torch.isclose(two_values.std(), torch.tensor(2.0).sqrt())  # divides 2 by n - 1 = 1
 
+
 # %% [exercise] normalise_channels difficulty=2 importance=4 minutes=10
-def normalise_channels(images: Float[Tensor, "digit channel height width"]) -> Float[Tensor, "digit channel height width"]:
+def normalise_channels(
+    images: Float[Tensor, "digit channel height width"],
+) -> Float[Tensor, "digit channel height width"]:
     """Give every channel mean 0 and standard deviation 1 (root mean squared deviation) over all images and pixels."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `einops.reduce(images, "d c h w -> 1 c 1 1", "mean")` keeps the size-1 axes for you; or use
@@ -306,10 +336,12 @@ assert torch.allclose(normalised.std(dim=(0, 2, 3), correction=0), torch.ones(3)
 # column. Compare the labels, as a column, with the row `0, 1, ..., num_classes - 1`.
 # Return float32, the dtype you would feed to a matrix product.
 
+
 # %% [exercise] one_hot difficulty=1 importance=4 minutes=5
 def one_hot(labels: Int[Tensor, "n"], num_classes: int) -> Float[Tensor, "n num_classes"]:
     """out[i, k] = 1.0 if labels[i] == k else 0.0, as float32."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `labels[:, None] == torch.arange(num_classes)` is an `(n, num_classes)` bool tensor; `.float()` converts it.
@@ -346,10 +378,14 @@ assert torch.where(m % 5 == 0, m, -1)[1].tolist() == [-1, 5, -1, -1]
 # A classifier outputs one logit per class for each example; the loss needs the logit of each
 # example's *correct* class. Pick `logits[i, labels[i]]` for every `i` at once.
 
+
 # %% [exercise] correct_class_logits difficulty=2 importance=5 minutes=10
-def correct_class_logits(logits: Float[Tensor, "batch classes"], labels: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
+def correct_class_logits(
+    logits: Float[Tensor, "batch classes"], labels: Int[Tensor, "batch"]
+) -> Float[Tensor, "batch"]:
     """For each example, the logit of its correct class: out[i] = logits[i, labels[i]]."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Pair each row index with its label: the row indices are `torch.arange(len(labels))`.
@@ -363,10 +399,14 @@ def correct_class_logits(logits: Float[Tensor, "batch classes"], labels: Int[Ten
 # length. To read off what a model computed at each sequence's final real token, pick position
 # `lengths[i] - 1` of sequence `i` from the residual stream (one vector per position).
 
+
 # %% [exercise] last_token_vectors difficulty=2 importance=4 minutes=10
-def last_token_vectors(resid: Float[Tensor, "batch seq d_model"], lengths: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_model"]:
+def last_token_vectors(
+    resid: Float[Tensor, "batch seq d_model"], lengths: Int[Tensor, "batch"]
+) -> Float[Tensor, "batch d_model"]:
     """The vector of each sequence's last real token (padding follows it): out[i] = resid[i, lengths[i] - 1]."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Two index tensors of length `batch` (for the batch and position axes) leave the last axis whole.
@@ -376,10 +416,12 @@ def last_token_vectors(resid: Float[Tensor, "batch seq d_model"], lengths: Int[T
 # loss over the real tokens of padded sequences. The padding entries can hold anything, `nan`
 # included, and your function must not change its inputs (the check tests both).
 
+
 # %% [exercise] masked_row_mean difficulty=2 importance=4 minutes=10
 def masked_row_mean(x: Float[Tensor, "rows cols"], mask: Bool[Tensor, "rows cols"]) -> Float[Tensor, "rows"]:
     """The mean of each row of x over only the entries where mask is True (every row has at least one)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Divide each row's masked sum by its number of True entries, `mask.sum(dim=-1)`, not by the row length.
@@ -413,50 +455,62 @@ assert einops.einsum(square, "i i -> i").tolist() == [0.0, 4.0, 8.0]  # the diag
 # able to read and write these patterns without thinking, because later sections use them for
 # attention and for probing activations.
 
+
 # %% [exercise] einsum_trace difficulty=1 importance=3 minutes=3
 def einsum_trace(mat: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
     """The trace of a square matrix: the sum of its diagonal."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # Use the same name for both axes of `mat`, and none in the output.
+
 
 # %% [exercise] einsum_mv difficulty=1 importance=4 minutes=3
 def einsum_mv(mat: Float[Tensor, "m n"], vec: Float[Tensor, "n"]) -> Float[Tensor, "m"]:
     """The matrix-vector product mat @ vec."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # The vector shares its only axis with the matrix's second axis, which is summed over.
+
 
 # %% [exercise] einsum_mm difficulty=1 importance=4 minutes=3
 def einsum_mm(a: Float[Tensor, "m k"], b: Float[Tensor, "k n"]) -> Float[Tensor, "m n"]:
     """The matrix product a @ b."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # It is the example above.
+
 
 # %% [exercise] einsum_inner difficulty=1 importance=3 minutes=2
 def einsum_inner(u: Float[Tensor, "n"], v: Float[Tensor, "n"]) -> Float[Tensor, ""]:
     """The inner (dot) product of two vectors."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # One shared name, and an empty output after the arrow.
+
 
 # %% [exercise] einsum_outer difficulty=1 importance=3 minutes=2
 def einsum_outer(u: Float[Tensor, "m"], v: Float[Tensor, "n"]) -> Float[Tensor, "m n"]:
     """The outer product: out[i, j] = u[i] * v[j]."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # Two different names, both kept: nothing is summed.
+
 
 # %% [exercise] einsum_bmm difficulty=1 importance=5 minutes=5
 def einsum_bmm(a: Float[Tensor, "batch m k"], b: Float[Tensor, "batch k n"]) -> Float[Tensor, "batch m n"]:
     """One matrix product per batch element: out[i] = a[i] @ b[i]."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # A name that appears in both inputs *and* the output is neither summed nor paired with every

@@ -47,8 +47,11 @@ from tests.checks.chapter0_fundamentals.ray_tracing import check
 # Two small plotting helpers: one draws line segments (in the $xy$-plane, or in 3D when any $z$ is
 # nonzero), the other turns a ray's origin and direction into a segment you can draw.
 
+
 # %%
-def plot_lines(groups: dict[str, Float[Tensor, "n 2 3"]], title: str = "", meshes: dict[str, Tensor] | None = None) -> go.Figure:
+def plot_lines(
+    groups: dict[str, Float[Tensor, "n 2 3"]], title: str = "", meshes: dict[str, Tensor] | None = None
+) -> go.Figure:
     """Draw named groups of segments (start, end), and optionally named meshes (ntriangles, 3, 3) in 3D."""
     meshes = meshes or {}
     three_d = bool(meshes) or any(bool(lines[..., 2].any()) for lines in groups.values())
@@ -57,13 +60,28 @@ def plot_lines(groups: dict[str, Float[Tensor, "n 2 3"]], title: str = "", meshe
         # A NaN point between segments lifts the pen, so each group is one trace.
         points = torch.cat([lines, torch.full((len(lines), 1, 3), torch.nan)], dim=1).reshape(-1, 3)
         x, y, z = points.T.tolist()
-        trace = go.Scatter3d(x=x, y=y, z=z, mode="lines", name=name) if three_d else go.Scatter(x=x, y=y, mode="lines", name=name)
+        trace = (
+            go.Scatter3d(x=x, y=y, z=z, mode="lines", name=name)
+            if three_d
+            else go.Scatter(x=x, y=y, mode="lines", name=name)
+        )
         fig.add_trace(trace)
     for name, triangles in meshes.items():
         x, y, z = triangles.reshape(-1, 3).T.tolist()
         corner = torch.arange(len(triangles)) * 3
-        fig.add_trace(go.Mesh3d(x=x, y=y, z=z, i=corner.tolist(), j=(corner + 1).tolist(), k=(corner + 2).tolist(),
-                                name=name, opacity=0.6, showlegend=True))
+        fig.add_trace(
+            go.Mesh3d(
+                x=x,
+                y=y,
+                z=z,
+                i=corner.tolist(),
+                j=(corner + 1).tolist(),
+                k=(corner + 2).tolist(),
+                name=name,
+                opacity=0.6,
+                showlegend=True,
+            )
+        )
     if three_d:
         fig.update_layout(scene=dict(aspectmode="data", xaxis_title="x", yaxis_title="y", zaxis_title="z"))
     else:
@@ -74,6 +92,7 @@ def plot_lines(groups: dict[str, Float[Tensor, "n 2 3"]], title: str = "", meshe
 def ray_segments(rays: Float[Tensor, "nrays 2 3"], length: float = 1.0) -> Float[Tensor, "nrays 2 3"]:
     """Each ray drawn from O to O + length * D."""
     return torch.stack([rays[:, 0], rays[:, 0] + length * rays[:, 1]], dim=1)
+
 
 # %% [markdown]
 # ## 1. Rays and segments in 2D
@@ -86,10 +105,12 @@ def ray_segments(rays: Float[Tensor, "nrays 2 3"], length: float = 1.0) -> Float
 # included. `make_rays_1d(3, 1.0)` is the three rays with directions $(1, -1, 0)$, $(1, 0, 0)$ and
 # $(1, 1, 0)$.
 
+
 # %% [exercise] make_rays_1d difficulty=1 importance=3 minutes=5
 def make_rays_1d(num_pixels: int, y_limit: float) -> Float[Tensor, "num_pixels points=2 dims=3"]:
     """Rays from the origin through `num_pixels` evenly spaced points (1, y, 0), y from -y_limit to y_limit."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `torch.linspace(start, end, steps)` includes both ends. Start from `torch.zeros(num_pixels, 2, 3)`
@@ -100,11 +121,13 @@ def make_rays_1d(num_pixels: int, y_limit: float) -> Float[Tensor, "num_pixels p
 # vector, far enough to cross every segment it meets.
 
 # %%
-segments = torch.tensor([
-    [[1.0, -12.0, 0.0], [1.0, -6.0, 0.0]],
-    [[-2.0, -4.0, 0.0], [-2.0, 4.0, 0.0]],
-    [[2.0, 12.0, 0.0], [5.0, 1.0, 0.0]],
-])
+segments = torch.tensor(
+    [
+        [[1.0, -12.0, 0.0], [1.0, -6.0, 0.0]],
+        [[-2.0, -4.0, 0.0], [-2.0, 4.0, 0.0]],
+        [[2.0, 12.0, 0.0], [5.0, 1.0, 0.0]],
+    ]
+)
 
 # %%
 rays_1d = make_rays_1d(9, 10.0)
@@ -128,10 +151,12 @@ plot_lines({"rays": ray_segments(rays_1d, 6.0), "segments": segments}, title="Ni
 # treat $|\det| <$ `SINGULAR_TOLERANCE` ($10^{-6}$, imported above) as singular; check it with
 # `torch.linalg.det` *before* solving, since `solve` raises an error on a singular matrix.
 
+
 # %% [exercise] intersect_ray_1d difficulty=2 importance=4 minutes=15
 def intersect_ray_1d(ray: Float[Tensor, "points=2 dims=3"], segment: Float[Tensor, "points=2 dims=3"]) -> bool:
     """Whether the ray meets the segment, using x and y only. Parallel lines count as a miss."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `O, D = ray[:, :2]` unpacks the origin and direction, already cut down to $x$ and $y$. Build the
@@ -165,12 +190,14 @@ assert not intersect_ray_1d(rays_1d[4], segments[0])
 #    answers out.
 # 4. Combine the conditions on $u$ and $v$, then reduce over the segments axis with `.any`.
 
+
 # %% [exercise] intersect_rays_1d difficulty=3 importance=5 minutes=25
 def intersect_rays_1d(
     rays: Float[Tensor, "nrays points=2 dims=3"], segments: Float[Tensor, "nsegments points=2 dims=3"]
 ) -> Bool[Tensor, "nrays"]:
     """For each ray, whether it meets any of the segments (x and y only). No Python loops."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `einops.repeat(rays[:, 1, :2], "r d -> r s d", s=len(segments))` gives each ray's direction once per
@@ -200,6 +227,7 @@ assert not intersect_rays_1d(rays_1d, segments[1:2]).any()
 # the `z_index`-th value of $z$. That way `einops.rearrange(values, "(y z) -> y z", y=num_pixels_y)`
 # turns one value per ray into an image.
 
+
 # %% [exercise] make_rays_2d difficulty=2 importance=4 minutes=10
 def make_rays_2d(
     num_pixels_y: int, num_pixels_z: int, y_limit: float, z_limit: float
@@ -207,6 +235,7 @@ def make_rays_2d(
     """Rays from the origin through a grid of points (1, y, z) on the screen; ray y_index * num_pixels_z + z_index
     goes through the y_index-th value of y and the z_index-th value of z."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Fill a `(num_pixels_y, num_pixels_z, 2, 3)` tensor: `linspace(...)[:, None]` broadcasts the $y$
@@ -237,16 +266,22 @@ A, B, C = triangle
 
 # %%
 rays_2d = make_rays_2d(10, 10, 0.3, 0.3)
-plot_lines({"rays": ray_segments(rays_2d, 2.2)}, meshes={"triangle": triangle[None]},
-           title="A 10 x 10 camera and a triangle").show()
+plot_lines(
+    {"rays": ray_segments(rays_2d, 2.2)}, meshes={"triangle": triangle[None]}, title="A 10 x 10 camera and a triangle"
+).show()
+
 
 # %% [exercise] triangle_ray_intersects difficulty=2 importance=4 minutes=15
 def triangle_ray_intersects(
-    A: Float[Tensor, "dims=3"], B: Float[Tensor, "dims=3"], C: Float[Tensor, "dims=3"],
-    O: Float[Tensor, "dims=3"], D: Float[Tensor, "dims=3"],
+    A: Float[Tensor, "dims=3"],
+    B: Float[Tensor, "dims=3"],
+    C: Float[Tensor, "dims=3"],
+    O: Float[Tensor, "dims=3"],
+    D: Float[Tensor, "dims=3"],
 ) -> bool:
     """Whether the ray O + s D (s >= 0) meets the triangle ABC. A ray parallel to its plane counts as a miss."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `torch.stack([-D, B - A, C - A], dim=-1)` is the matrix; `s, u, v = torch.linalg.solve(mat, O - A)`.
@@ -265,12 +300,14 @@ assert not triangle_ray_intersects(A, B, C, torch.zeros(3), torch.tensor([1.0, 0
 # Batch it over the rays, as you did for segments: matrices of shape `(nrays, 3, 3)`, singular ones
 # swapped for the identity and masked out.
 
+
 # %% [exercise] raytrace_triangle difficulty=3 importance=5 minutes=15
 def raytrace_triangle(
     rays: Float[Tensor, "nrays points=2 dims=3"], triangle: Float[Tensor, "points=3 dims=3"]
 ) -> Bool[Tensor, "nrays"]:
     """For each ray, whether it meets the triangle. No Python loops."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `O, D = rays.unbind(dim=1)` gives two `(nrays, 3)` tensors. `einops.repeat(triangle,
@@ -322,12 +359,14 @@ plot_lines({}, meshes={"torus": torus}, title="The torus: 400 triangles").show()
 # %%
 assert round(64 * 64 * 400 * 3 * 3 * 4 / 1e6) == 59
 
+
 # %% [exercise] ray_mesh_depths difficulty=3 importance=5 minutes=20
 def ray_mesh_depths(
     rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"]
 ) -> Float[Tensor, "nrays ntriangles"]:
     """The depth s at which each ray meets each triangle (the hit is at O + s D), or inf where it misses."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `einops.repeat(rays, "r points dims -> points r t dims", t=len(triangles))` unpacks into `O, D`, and
@@ -340,12 +379,14 @@ def ray_mesh_depths(
 # The nearest hit is then a minimum over the triangles axis (a ray that misses everything keeps
 # $\infty$).
 
+
 # %% [exercise] raytrace_mesh difficulty=1 importance=4 minutes=5
 def raytrace_mesh(
     rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"]
 ) -> Float[Tensor, "nrays"]:
     """The depth of the nearest triangle each ray meets, or inf where it meets none."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `tensor.min(dim=...)` returns both the values and the indices; you want `.values`.
@@ -355,6 +396,7 @@ def raytrace_mesh(
 # and render. To make the depth readable, `depth_picture` draws the nearest surface white, the
 # farthest dark grey and the misses black.
 
+
 # %%
 def depth_picture(depth: Float[Tensor, "*frames nrays"], height: int) -> Float[Tensor, "*frames height width"]:
     """Near surfaces bright (1), far ones dim (0.3), misses black (0); one scale for all frames."""
@@ -362,6 +404,7 @@ def depth_picture(depth: Float[Tensor, "*frames nrays"], height: int) -> Float[T
     near, far = depth[hit].min(), depth[hit].max()
     brightness = torch.where(hit, 1 - 0.7 * (depth - near) / (far - near), 0.0)
     return einops.rearrange(brightness, "... (y z) -> ... y z", y=height)
+
 
 # %%
 camera = make_rays_2d(64, 64, 0.6, 0.6)
@@ -393,10 +436,12 @@ assert abs(depth.min() - (2.6 + sag)) < 0.005 and abs(depth.min() - 2.62) < 0.00
 #
 # By the right-hand rule (thumb along $+y$), a quarter turn sends $z$ to $x$ and $x$ to $-z$.
 
+
 # %% [exercise] rotation_matrix_y difficulty=1 importance=3 minutes=5
 def rotation_matrix_y(theta: float) -> Float[Tensor, "3 3"]:
     """The matrix rotating vectors by `theta` radians about the y-axis (right-hand rule: z turns towards x)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `math.cos` and `math.sin` work on a Python float; `torch.tensor([[...], [...], [...]])` builds the
@@ -409,12 +454,16 @@ def rotation_matrix_y(theta: float) -> Float[Tensor, "3 3"]:
 # `render_rotating` renders `num_frames` frames; frame $k$ turns the mesh by $2\pi k / \text{num\_frames}$,
 # so the frames cover one full turn without repeating the first (a loop over frames is fine here).
 
+
 # %% [exercise] render_rotating difficulty=2 importance=3 minutes=10
 def render_rotating(
-    rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"], num_frames: int
+    rays: Float[Tensor, "nrays points=2 dims=3"],
+    triangles: Float[Tensor, "ntriangles points=3 dims=3"],
+    num_frames: int,
 ) -> Float[Tensor, "num_frames nrays"]:
     """Depth images of the mesh turned about the y-axis by 2 pi k / num_frames, for k = 0 .. num_frames - 1."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `torch.linspace(0, 2 * math.pi, num_frames)` includes $2\pi$, the same picture as frame 0: use
@@ -429,8 +478,14 @@ small_camera[:, 0] = torch.tensor([-3.0, 0.0, 0.0])
 
 # %%
 frames = render_rotating(small_camera, torus, 12)
-fig = px.imshow(depth_picture(frames, 48).numpy(), animation_frame=0, color_continuous_scale="gray", zmin=0, zmax=1,
-                title="The torus turning about the y-axis")
+fig = px.imshow(
+    depth_picture(frames, 48).numpy(),
+    animation_frame=0,
+    color_continuous_scale="gray",
+    zmin=0,
+    zmax=1,
+    title="The torus turning about the y-axis",
+)
 fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False).show()
 
 # %% [markdown]
@@ -457,10 +512,12 @@ assert same.float().mean() > 0.99
 # A triangle's normal is the cross product of two of its edges, $(B - A) \times (C - A)$, scaled to
 # length 1. Its sign depends on the order of the corners: listing them the other way round flips it.
 
+
 # %% [exercise] triangle_normals difficulty=1 importance=3 minutes=5
 def triangle_normals(triangles: Float[Tensor, "ntriangles points=3 dims=3"]) -> Float[Tensor, "ntriangles dims=3"]:
     """The unit normal (B - A) x (C - A) / |(B - A) x (C - A)| of each triangle."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `torch.linalg.cross(u, v, dim=-1)` and `tensor.norm(dim=-1, keepdim=True)`.
@@ -486,9 +543,11 @@ assert ((normals * (centres - on_centre_line)).sum(dim=-1) > 0).all()
 # 3. brightness $= \max(0, \hat n \cdot \hat l)$ with $\hat l$ = `light` scaled to length 1;
 # 4. 0 for rays that hit nothing.
 
+
 # %% [exercise] shade_lambert difficulty=3 importance=2 minutes=20
 def shade_lambert(
-    rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"],
+    rays: Float[Tensor, "nrays points=2 dims=3"],
+    triangles: Float[Tensor, "ntriangles points=3 dims=3"],
     light: Float[Tensor, "dims=3"],
 ) -> Float[Tensor, "nrays"]:
     """Lambert brightness max(0, n . l) of the nearest surface each ray meets, 0 where it meets none.
@@ -497,6 +556,7 @@ def shade_lambert(
     turned to face the ray's origin.
     """
     raise NotImplementedError()
+
 
 # %% [hint]
 # `argmin` over a row of all-`inf` depths returns 0, so the misses pick up triangle 0's normal: that is
@@ -533,11 +593,17 @@ assert ((normals[nearest] * camera[:, 1]).sum(dim=-1)[hit] < 0).all()
 # fixed relative to the camera.
 
 # %%
-lit_frames = torch.stack([
-    shade_lambert(small_camera, torus @ rotation_matrix_y(2 * math.pi * k / 12).T, light) for k in range(6)
-])
-fig = px.imshow(einops.rearrange(lit_frames, "frame (y z) -> frame y z", y=48).numpy(), facet_col=0,
-                color_continuous_scale="gray", zmin=0, zmax=1, title="Lit frames, a twelfth of a turn apart")
+lit_frames = torch.stack(
+    [shade_lambert(small_camera, torus @ rotation_matrix_y(2 * math.pi * k / 12).T, light) for k in range(6)]
+)
+fig = px.imshow(
+    einops.rearrange(lit_frames, "frame (y z) -> frame y z", y=48).numpy(),
+    facet_col=0,
+    color_continuous_scale="gray",
+    zmin=0,
+    zmax=1,
+    title="Lit frames, a twelfth of a turn apart",
+)
 fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False).show()
 
 # %% [markdown]

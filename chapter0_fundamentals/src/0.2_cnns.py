@@ -60,8 +60,9 @@ torch.manual_seed(0)
 train_images, train_labels = digits("train")
 val_images, val_labels = digits("val")
 assert train_images.shape == (1437, 1, 8, 8) and val_images.shape == (180, 1, 8, 8)
-image_grid(train_images[:12, 0], rows=2, titles=[str(int(y)) for y in train_labels[:12]],
-           title="Training digits (8x8)").show()
+image_grid(
+    train_images[:12, 0], rows=2, titles=[str(int(y)) for y in train_labels[:12]], title="Training digits (8x8)"
+).show()
 
 # %% [markdown]
 # ## 1. Simple modules
@@ -75,11 +76,13 @@ image_grid(train_images[:12, 0], rows=2, titles=[str(int(y)) for y in train_labe
 # Start with the simplest module, which has no parameters at all: $\mathrm{ReLU}(x) = \max(x, 0)$,
 # elementwise. Return a new tensor; don't change `x` in place.
 
+
 # %% [exercise] ReLU difficulty=1 importance=3 minutes=5
 class ReLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """max(x, 0), elementwise."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # `torch.maximum(x, torch.tensor(0.0))` or `x.clamp(min=0)`; both return a new tensor.
@@ -98,6 +101,7 @@ class ReLU(nn.Module):
 # layer after layer. Do the same (`torch.rand` gives uniform values in $[0, 1)$). The check tests
 # your initialisation on a fresh `Linear(200, 50)`.
 
+
 # %% [exercise] Linear difficulty=2 importance=5 minutes=10
 class Linear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
@@ -109,6 +113,7 @@ class Linear(nn.Module):
     def forward(self, x: Float[Tensor, "... in_features"]) -> Float[Tensor, "... out_features"]:
         """x W^T + b."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # `bound * (2 * torch.rand(out_features, in_features) - 1)` is uniform in `[-bound, bound)`. Wrap it
@@ -124,6 +129,7 @@ class Linear(nn.Module):
 # Negative values count from the end, as everywhere in torch. The defaults, 1 and -1, keep the batch
 # axis and flatten each image into a vector. It has no parameters.
 
+
 # %% [exercise] Flatten difficulty=1 importance=3 minutes=10
 class Flatten(nn.Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
@@ -133,6 +139,7 @@ class Flatten(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `start_dim % x.ndim` turns a negative axis into the positive one. Then `x.reshape` with the shape
@@ -146,6 +153,7 @@ class Flatten(nn.Module):
 # submodules `flatten`, `linear1`, `relu` and `linear2`, so that the state dict's keys are
 # `linear1.weight`, `linear1.bias`, `linear2.weight` and `linear2.bias`.
 
+
 # %% [exercise] SimpleMLP difficulty=1 importance=4 minutes=5
 class SimpleMLP(nn.Module):
     def __init__(self, in_features: int = 64, hidden_features: int = 100, n_classes: int = 10):
@@ -154,6 +162,7 @@ class SimpleMLP(nn.Module):
 
     def forward(self, x: Float[Tensor, "batch *image"]) -> Float[Tensor, "batch n_classes"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # In `__init__`: `self.flatten = Flatten()`, `self.linear1 = Linear(in_features, hidden_features)`, and so
@@ -172,11 +181,14 @@ class SimpleMLP(nn.Module):
 # `loader` is anything you can iterate over to get `(images, labels)` batches: a list of pairs, or a
 # `torch.utils.data.DataLoader`.
 
+
 # %% [exercise] train_epoch difficulty=2 importance=5 minutes=10
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
-                loader: Iterable[tuple[Tensor, Tensor]]) -> list[float]:
+def train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable[tuple[Tensor, Tensor]]
+) -> list[float]:
     """One optimizer step per batch on the cross-entropy loss, in training mode; each batch's loss."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # The order inside the loop: forward, loss, `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`.
@@ -189,10 +201,12 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
 # needed. Count correct answers and examples over all batches and divide at the end: the average of
 # per-batch accuracies is wrong when the last batch is smaller.
 
+
 # %% [exercise] evaluate difficulty=1 importance=5 minutes=10
 def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float:
     """The fraction of all examples whose highest logit is the label, in eval mode."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `(model(images).argmax(dim=-1) == labels).sum().item()` counts one batch's correct answers.
@@ -202,9 +216,17 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float
 # training set each epoch (a seeded `DataLoader`), trains, and records the validation accuracy after
 # every epoch.
 
+
 # %%
-def train(model: nn.Module, train_set: tuple[Tensor, Tensor], val_set: tuple[Tensor, Tensor], epochs: int,
-          lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> tuple[list[float], list[float]]:
+def train(
+    model: nn.Module,
+    train_set: tuple[Tensor, Tensor],
+    val_set: tuple[Tensor, Tensor],
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> tuple[list[float], list[float]]:
     """Train with Adam; return every batch's training loss and the validation accuracy after each epoch."""
     shuffle = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(TensorDataset(*train_set), batch_size=batch_size, shuffle=True, generator=shuffle)
@@ -254,10 +276,18 @@ assert mlp_accuracies[-1] > 0.9
 # over $C_\text{in} k^2$ inputs. For `forward`, use `F.conv2d`; the bonus section at the end builds
 # it from scratch.
 
+
 # %% [exercise] Conv2d difficulty=2 importance=4 minutes=10
 class Conv2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 bias: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ):
         """weight: (out_channels, in_channels, kernel_size, kernel_size); bias: (out_channels,) or None.
         Both uniform in +-1/sqrt(in_channels * kernel_size**2)."""
         super().__init__()
@@ -265,6 +295,7 @@ class Conv2d(nn.Module):
 
     def forward(self, x: Float[Tensor, "batch in_channels height width"]) -> Float[Tensor, "batch out_channels oh ow"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # Store `stride` and `padding` as attributes, and pass them on:
@@ -275,6 +306,7 @@ class Conv2d(nn.Module):
 # your `MaxPool2d` takes `stride=None` to mean "the same as `kernel_size`", so windows don't overlap
 # by default. Use `F.max_pool2d` inside. It has no parameters.
 
+
 # %% [exercise] MaxPool2d difficulty=1 importance=3 minutes=5
 class MaxPool2d(nn.Module):
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):
@@ -283,6 +315,7 @@ class MaxPool2d(nn.Module):
 
     def forward(self, x: Float[Tensor, "batch channels height width"]) -> Float[Tensor, "batch channels oh ow"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `stride = self.kernel_size if self.stride is None else self.stride`, then
@@ -314,6 +347,7 @@ class MaxPool2d(nn.Module):
 # few batches, compares every output and the buffers with torch's `nn.BatchNorm2d`, then compares the
 # outputs in eval mode.
 
+
 # %% [exercise] BatchNorm2d difficulty=3 importance=5 minutes=20
 class BatchNorm2d(nn.Module):
     running_mean: Tensor
@@ -330,6 +364,7 @@ class BatchNorm2d(nn.Module):
         """Normalise with the batch's statistics (training mode, updating the running ones) or the running
         statistics (eval mode)."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # `x.mean(dim=(0, 2, 3))` and `x.var(dim=(0, 2, 3), unbiased=False)` are per-channel statistics of
@@ -358,11 +393,13 @@ print("running mean after one batch:", bn.running_mean)
 # The last layer before a ResNet's classifier averages each channel over the whole image, leaving one
 # number per channel: global average pooling. Write it as a module with no parameters.
 
+
 # %% [exercise] AveragePool difficulty=1 importance=2 minutes=3
 class AveragePool(nn.Module):
     def forward(self, x: Float[Tensor, "batch channels height width"]) -> Float[Tensor, "batch channels"]:
         """The mean over height and width."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # `x.mean(dim=...)` accepts a tuple of axes.
@@ -391,6 +428,7 @@ class AveragePool(nn.Module):
 # `left.1.running_mean`, ..., `right.0.weight`) must be as listed, since the check loads the
 # reference's state dict into your block.
 
+
 # %% [exercise] ResidualBlock difficulty=3 importance=5 minutes=20
 class ResidualBlock(nn.Module):
     def __init__(self, in_feats: int, out_feats: int, first_stride: int = 1):
@@ -402,6 +440,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: Float[Tensor, "batch in_feats height width"]) -> Float[Tensor, "batch out_feats oh ow"]:
         """relu(left(x) + right(x))."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # The ReLU comes *after* the addition. A ReLU inside `left` just before the sum would make the
@@ -420,6 +459,7 @@ class ResidualBlock(nn.Module):
 # out_feats, first_stride)` is `self.blocks = nn.Sequential(...)` of `ResidualBlock(in_feats,
 # out_feats, first_stride)` followed by `n_blocks - 1` blocks `ResidualBlock(out_feats, out_feats)`.
 
+
 # %% [exercise] BlockGroup difficulty=1 importance=4 minutes=5
 class BlockGroup(nn.Module):
     def __init__(self, n_blocks: int, in_feats: int, out_feats: int, first_stride: int = 1):
@@ -428,6 +468,7 @@ class BlockGroup(nn.Module):
 
     def forward(self, x: Float[Tensor, "batch in_feats height width"]) -> Float[Tensor, "batch out_feats oh ow"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `nn.Sequential(first_block, *[ResidualBlock(out_feats, out_feats) for _ in range(n_blocks - 1)])`.
@@ -450,6 +491,7 @@ class BlockGroup(nn.Module):
 # is the number of colour channels (1 for our digits). Counting the convolutions: $1 + 2 \times (3 + 4
 # + 6 + 3) = 33$ in the main path, plus the final linear layer, makes 34.
 
+
 # %% [exercise] ResNet34 difficulty=2 importance=5 minutes=15
 class ResNet34(nn.Module):
     def __init__(
@@ -466,6 +508,7 @@ class ResNet34(nn.Module):
 
     def forward(self, x: Float[Tensor, "batch in_channels height width"]) -> Float[Tensor, "batch n_classes"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # The groups' input widths are `[out_features_per_group[0], *out_features_per_group[:-1]]`; `zip` them
@@ -495,22 +538,36 @@ train_images_16, _ = digits("train", size=16)
 val_images_16, _ = digits("val", size=16)
 
 torch.manual_seed(0)
-small_resnet = ResNet34(n_blocks_per_group=(1, 1), out_features_per_group=(32, 64), first_strides_per_group=(1, 2),
-                        n_classes=10, in_channels=1)
+small_resnet = ResNet34(
+    n_blocks_per_group=(1, 1),
+    out_features_per_group=(32, 64),
+    first_strides_per_group=(1, 2),
+    n_classes=10,
+    in_channels=1,
+)
 x = train_images_16[:2]
-for name, part in [("stem", small_resnet.in_layers), *[(f"group {i}", g) for i, g in enumerate(small_resnet.residual_layers)],
-                   ("out", small_resnet.out_layers)]:
+for name, part in [
+    ("stem", small_resnet.in_layers),
+    *[(f"group {i}", g) for i, g in enumerate(small_resnet.residual_layers)],
+    ("out", small_resnet.out_layers),
+]:
     x = part(x)
     print(f"after {name}: {tuple(x.shape)}")
 assert x.shape == (2, 10)
 print(f"{sum(p.numel() for p in small_resnet.parameters()):,} parameters")
 
 # %%
-resnet_losses, resnet_accuracies = train(small_resnet, (train_images_16, train_labels), (val_images_16, val_labels),
-                                         epochs=4, lr=1e-3)
-line({"training loss": resnet_losses}, title="Small ResNet on 16x16 digits", xaxis="batch", yaxis="cross-entropy").show()
-line({"small ResNet": resnet_accuracies, "SimpleMLP": mlp_accuracies[:len(resnet_accuracies)]},
-     title="Validation accuracy", xaxis="epoch").show()
+resnet_losses, resnet_accuracies = train(
+    small_resnet, (train_images_16, train_labels), (val_images_16, val_labels), epochs=4, lr=1e-3
+)
+line(
+    {"training loss": resnet_losses}, title="Small ResNet on 16x16 digits", xaxis="batch", yaxis="cross-entropy"
+).show()
+line(
+    {"small ResNet": resnet_accuracies, "SimpleMLP": mlp_accuracies[: len(resnet_accuracies)]},
+    title="Validation accuracy",
+    xaxis="epoch",
+).show()
 print(f"validation accuracy after {len(resnet_accuracies)} epochs: {resnet_accuracies[-1]:.3f}")
 
 # %% [markdown]
@@ -523,8 +580,12 @@ assert resnet_accuracies[-1] > 0.95 and resnet_accuracies[-1] > mlp_accuracies[-
 assert not small_resnet.training
 with torch.no_grad():
     predictions = small_resnet(val_images_16[:16]).argmax(dim=-1)
-image_grid(val_images_16[:16, 0], rows=2, title="Validation digits: prediction (label)",
-           titles=[f"{int(p)} ({int(y)})" for p, y in zip(predictions, val_labels[:16])]).show()
+image_grid(
+    val_images_16[:16, 0],
+    rows=2,
+    title="Validation digits: prediction (label)",
+    titles=[f"{int(p)} ({int(y)})" for p, y in zip(predictions, val_labels[:16])],
+).show()
 
 # %% [markdown]
 # ## 6. Bonus: convolutions from scratch with `as_strided`
@@ -553,10 +614,12 @@ assert example.as_strided((2, 2), (3, 1)).equal(example[:, :2])
 # First, the trace of a square matrix, the sum of its diagonal, with one `as_strided` view: one step
 # along the diagonal is one step down plus one step right.
 
+
 # %% [exercise] as_strided_trace difficulty=1 importance=2 minutes=5
 def as_strided_trace(mat: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
     """The sum of the diagonal, read through one as_strided view."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # The diagonal has `n` elements and stride `mat.stride(0) + mat.stride(1)`.
@@ -565,10 +628,12 @@ def as_strided_trace(mat: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
 # Next, a matrix product $AB$ with $A$ of shape `(i, j)` and $B$ of shape `(j, k)`: view both as
 # `(i, j, k)` with stride-0 axes (no copying), multiply elementwise and sum over $j$.
 
+
 # %% [exercise] as_strided_matmul difficulty=2 importance=2 minutes=10
 def as_strided_matmul(a: Float[Tensor, "i j"], b: Float[Tensor, "j k"]) -> Float[Tensor, "i k"]:
     """a @ b via as_strided views of shape (i, j, k)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `a` repeats along the new `k` axis: strides `(a.stride(0), a.stride(1), 0)`. `b` repeats along the
@@ -580,11 +645,14 @@ def as_strided_matmul(a: Float[Tensor, "i j"], b: Float[Tensor, "j k"]) -> Float
 # output_width, kernel_width)` windows, then contract the channel and kernel axes with the weights
 # in one `einsum`. The output width is `width - kernel_width + 1`.
 
+
 # %% [exercise] conv1d_minimal difficulty=2 importance=2 minutes=15
-def conv1d_minimal(x: Float[Tensor, "batch in_channels width"],
-                   weights: Float[Tensor, "out_channels in_channels kernel_width"]) -> Float[Tensor, "batch out_channels ow"]:
+def conv1d_minimal(
+    x: Float[Tensor, "batch in_channels width"], weights: Float[Tensor, "out_channels in_channels kernel_width"]
+) -> Float[Tensor, "batch out_channels ow"]:
     """Like F.conv1d with stride 1, no padding and no bias."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # With `s_b, s_c, s_w = x.stride()`, the windows have strides `(s_b, s_c, s_w, s_w)`: moving one output
@@ -595,11 +663,14 @@ def conv1d_minimal(x: Float[Tensor, "batch in_channels width"],
 # `right` after, `top` rows above and `bottom` below. Build a new tensor filled with `pad_value` and
 # copy `x` into its middle.
 
+
 # %% [exercise] pad2d difficulty=1 importance=2 minutes=5
-def pad2d(x: Float[Tensor, "... height width"], left: int, right: int, top: int, bottom: int,
-          pad_value: float) -> Float[Tensor, "... top+height+bottom left+width+right"]:
+def pad2d(
+    x: Float[Tensor, "... height width"], left: int, right: int, top: int, bottom: int, pad_value: float
+) -> Float[Tensor, "... top+height+bottom left+width+right"]:
     """A new tensor: x with pad_value rows above and below, and columns to the left and right."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `x.new_full(shape, pad_value)` makes a tensor of the right dtype and device; assign `x` to the slice
@@ -611,12 +682,17 @@ def pad2d(x: Float[Tensor, "... height width"], left: int, right: int, top: int,
 # of output position moves `stride` steps in the input; one step in the kernel moves one. The output
 # height after padding is `(height - kernel_height) // stride + 1`.
 
+
 # %% [exercise] conv2d_strided difficulty=3 importance=2 minutes=20
-def conv2d_strided(x: Float[Tensor, "batch in_channels height width"],
-                   weights: Float[Tensor, "out_channels in_channels kernel_height kernel_width"],
-                   stride: int = 1, padding: int = 0) -> Float[Tensor, "batch out_channels oh ow"]:
+def conv2d_strided(
+    x: Float[Tensor, "batch in_channels height width"],
+    weights: Float[Tensor, "out_channels in_channels kernel_height kernel_width"],
+    stride: int = 1,
+    padding: int = 0,
+) -> Float[Tensor, "batch out_channels oh ow"]:
     """Like F.conv2d without bias, with the same stride and zero padding on both axes."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # With `s_b, s_c, s_h, s_w = x.stride()` of the *padded* input, the windows' strides are
@@ -628,11 +704,14 @@ def conv2d_strided(x: Float[Tensor, "batch in_channels height width"],
 # $-\infty$, not zero, so that padding never wins: an all-negative window next to the border must
 # keep its own maximum. `stride=None` means `kernel_size`, as in `MaxPool2d`.
 
+
 # %% [exercise] maxpool2d_strided difficulty=2 importance=2 minutes=10
-def maxpool2d_strided(x: Float[Tensor, "batch channels height width"], kernel_size: int, stride: int | None = None,
-                      padding: int = 0) -> Float[Tensor, "batch channels oh ow"]:
+def maxpool2d_strided(
+    x: Float[Tensor, "batch channels height width"], kernel_size: int, stride: int | None = None, padding: int = 0
+) -> Float[Tensor, "batch channels oh ow"]:
     """Like F.max_pool2d: stride defaults to kernel_size, and padding never wins the maximum."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `pad2d(x, padding, padding, padding, padding, float("-inf"))`, the windows view from `conv2d_strided`
@@ -645,7 +724,9 @@ def maxpool2d_strided(x: Float[Tensor, "batch channels height width"], kernel_si
 # %%
 with torch.no_grad():
     stem = small_resnet.in_layers[0]
-    assert torch.allclose(conv2d_strided(val_images_16, stem.weight, stride=2, padding=3), stem(val_images_16), atol=1e-5)
+    assert torch.allclose(
+        conv2d_strided(val_images_16, stem.weight, stride=2, padding=3), stem(val_images_16), atol=1e-5
+    )
     pooled = small_resnet.in_layers[:3](val_images_16)
     assert torch.equal(maxpool2d_strided(pooled, 3, stride=2, padding=1), small_resnet.in_layers[3](pooled))
 

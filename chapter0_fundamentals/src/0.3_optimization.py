@@ -73,11 +73,14 @@ from tests.checks.chapter0_fundamentals.optimization import check
 # walls and crawls along the floor, which is exactly the problem momentum and adaptive step sizes
 # address.
 
+
 # %% [exercise] rosenbrock difficulty=1 importance=2 minutes=5
-def rosenbrock(x: Float[Tensor, "*shape"], y: Float[Tensor, "*shape"], a: float = 1.0, b: float = 100.0
-               ) -> Float[Tensor, "*shape"]:
+def rosenbrock(
+    x: Float[Tensor, "*shape"], y: Float[Tensor, "*shape"], a: float = 1.0, b: float = 100.0
+) -> Float[Tensor, "*shape"]:
     """Rosenbrock's banana-shaped valley (a - x)^2 + b (y - x^2)^2, elementwise; its minimum is 0 at (a, a^2)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Plain elementwise arithmetic works on tensors of any shape: `(a - x) ** 2 + b * (y - x ** 2) ** 2`.
@@ -86,18 +89,28 @@ def rosenbrock(x: Float[Tensor, "*shape"], y: Float[Tensor, "*shape"], a: float 
 # A helper to draw a landscape (log-scaled contours, so the valley floor shows) with optimizer paths
 # on top.
 
+
 # %%
-def plot_paths(fn: Callable[[Tensor, Tensor], Tensor], paths: dict[str, Tensor], x_range=(-2.0, 2.0),
-               y_range=(-1.0, 3.0), title: str = "") -> go.Figure:
+def plot_paths(
+    fn: Callable[[Tensor, Tensor], Tensor],
+    paths: dict[str, Tensor],
+    x_range=(-2.0, 2.0),
+    y_range=(-1.0, 3.0),
+    title: str = "",
+) -> go.Figure:
     """Contours of log(1 + fn) over the ranges, and each path (points, 2) as a line with markers."""
     xs, ys = torch.linspace(*x_range, 120), torch.linspace(*y_range, 120)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     z = torch.log1p(fn(grid_x, grid_y))
-    fig = go.Figure(go.Contour(x=xs.tolist(), y=ys.tolist(), z=z.tolist(), colorscale="Viridis", ncontours=30,
-                               showscale=False))
+    fig = go.Figure(
+        go.Contour(x=xs.tolist(), y=ys.tolist(), z=z.tolist(), colorscale="Viridis", ncontours=30, showscale=False)
+    )
     for name, path in paths.items():
-        fig.add_trace(go.Scatter(x=path[:, 0].tolist(), y=path[:, 1].tolist(), mode="lines+markers",
-                                 marker=dict(size=3), name=name))
+        fig.add_trace(
+            go.Scatter(
+                x=path[:, 0].tolist(), y=path[:, 1].tolist(), mode="lines+markers", marker=dict(size=3), name=name
+            )
+        )
     fig.update_xaxes(range=list(x_range), title="x").update_yaxes(range=list(y_range), title="y")
     return fig.update_layout(title=title, height=500, width=650)
 
@@ -118,12 +131,19 @@ assert rosenbrock(torch.tensor(1.0), torch.tensor(1.0)) == 0
 # optimizer, so storing `point` (or `point.detach()`, which shares its memory) would give you
 # `n_steps + 1` copies of the final point.
 
+
 # %% [exercise] optimizer_path difficulty=2 importance=4 minutes=10
-def optimizer_path(fn: Callable[[Tensor, Tensor], Tensor], start: Float[Tensor, "2"], optimizer_class: type,
-                   hyperparameters: dict[str, Any], n_steps: int) -> Float[Tensor, "points=n_steps+1 2"]:
+def optimizer_path(
+    fn: Callable[[Tensor, Tensor], Tensor],
+    start: Float[Tensor, "2"],
+    optimizer_class: type,
+    hyperparameters: dict[str, Any],
+    n_steps: int,
+) -> Float[Tensor, "points=n_steps+1 2"]:
     """Minimise fn(x, y) from `start` with n_steps steps of the optimizer; return every point visited,
     the start included."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `point = start.detach().clone().requires_grad_(True)`. Each step: `optimizer.zero_grad()`,
@@ -182,6 +202,7 @@ assert not too_fast[-1].isfinite().all()  # lr 0.01: thrown from wall to wall un
 # and skips the buffer entirely when $\mu = 0$. Note that the first buffer is the gradient itself,
 # and that the new gradient is added at full weight (no $(1 - \mu)$ factor).
 
+
 # %% [exercise] SGD difficulty=2 importance=5 minutes=15
 class SGD:
     """Stochastic gradient descent with momentum and (L2) weight decay, as torch.optim.SGD computes it
@@ -196,6 +217,7 @@ class SGD:
     @torch.no_grad()
     def step(self) -> None:
         raise NotImplementedError()
+
 
 # %% [hint]
 # Store `self.params = list(params)` (an iterator such as `model.parameters()` can only be read once)
@@ -219,13 +241,21 @@ class SGD:
 #
 # $\epsilon$ is added *outside* the square root.
 
+
 # %% [exercise] RMSprop difficulty=2 importance=4 minutes=15
 class RMSprop:
     """RMSprop as torch.optim.RMSprop computes it (centered=False): divide each gradient by a running
     root-mean-square of its recent values."""
 
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 0.01,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+    ):
         raise NotImplementedError()
 
     def zero_grad(self) -> None:
@@ -234,6 +264,7 @@ class RMSprop:
     @torch.no_grad()
     def step(self) -> None:
         raise NotImplementedError()
+
 
 # %% [hint]
 # Keep `self.square_avg = [torch.zeros_like(p) for p in self.params]` and a list of momentum buffers
@@ -254,12 +285,19 @@ class RMSprop:
 # A consequence worth checking in your head: on the first step $\hat m_1 = g_1$ and
 # $\hat v_1 = g_1^2$, so every coordinate moves by about $\eta$, whatever the gradient's size.
 
+
 # %% [exercise] Adam difficulty=3 importance=5 minutes=20
 class Adam:
     """Adam as torch.optim.Adam computes it (amsgrad=False), with L2 weight decay added to the gradient."""
 
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         raise NotImplementedError()
 
     def zero_grad(self) -> None:
@@ -268,6 +306,7 @@ class Adam:
     @torch.no_grad()
     def step(self) -> None:
         raise NotImplementedError()
+
 
 # %% [hint]
 # One step counter `self.t` for the whole optimizer, increased once at the start of `step()`, not
@@ -286,13 +325,20 @@ class Adam:
 #
 # Note the default `weight_decay=0.01` (Adam's is 0).
 
+
 # %% [exercise] AdamW difficulty=2 importance=4 minutes=10
 class AdamW:
     """AdamW as torch.optim.AdamW computes it: Adam, with weight decay applied to the parameters
     directly ("decoupled") instead of through the gradient."""
 
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01):
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
         raise NotImplementedError()
 
     def zero_grad(self) -> None:
@@ -301,6 +347,7 @@ class AdamW:
     @torch.no_grad()
     def step(self) -> None:
         raise NotImplementedError()
+
 
 # %% [hint]
 # Copy your Adam, drop `+ self.weight_decay * p` from the gradient, and start each parameter's update
@@ -317,8 +364,9 @@ for name, (cls, hp) in torch_settings.items():
     mine = my_optimizers[cls.__name__]
     my_paths[f"yours: {name}"] = optimizer_path(rosenbrock, START, mine, hp, 200)
     assert torch.allclose(my_paths[f"yours: {name}"], torch_paths[name], atol=1e-4), name
-my_paths["yours: AdamW, lr 0.2, weight decay 0.1"] = optimizer_path(rosenbrock, START, AdamW,
-                                                                    {"lr": 0.2, "weight_decay": 0.1}, 200)
+my_paths["yours: AdamW, lr 0.2, weight decay 0.1"] = optimizer_path(
+    rosenbrock, START, AdamW, {"lr": 0.2, "weight_decay": 0.1}, 200
+)
 plot_paths(rosenbrock, my_paths, title="Your optimizers, 200 steps from (-1.5, 2.5)").show()
 
 # %% [markdown]
@@ -337,14 +385,16 @@ plot_paths(rosenbrock, my_paths, title="Your optimizers, 200 steps from (-1.5, 2
 # Write `GroupedSGD`, the same SGD with groups: store the groups in `self.param_groups` (a list of
 # dicts, each with every hyperparameter filled in), and keep one momentum buffer per parameter.
 
+
 # %% [exercise] GroupedSGD difficulty=2 importance=3 minutes=15
 class GroupedSGD:
     """SGD with parameter groups, as torch.optim.SGD takes them: `params` is a list of dicts, each with
     "params" and optionally its own "lr", "momentum" or "weight_decay"; a missing key takes the
     constructor's value."""
 
-    def __init__(self, params: list[dict[str, Any]], lr: float = 0.001, momentum: float = 0.0,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params: list[dict[str, Any]], lr: float = 0.001, momentum: float = 0.0, weight_decay: float = 0.0
+    ):
         raise NotImplementedError()
 
     def zero_grad(self) -> None:
@@ -353,6 +403,7 @@ class GroupedSGD:
     @torch.no_grad()
     def step(self) -> None:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}`, then each group is
@@ -365,8 +416,9 @@ class GroupedSGD:
 # %%
 model = make_mlp(hidden=16, seed=0)
 first_before = model[1].weight.detach().clone()
-optimizer = GroupedSGD([{"params": model[1].parameters(), "lr": 0.0},
-                        {"params": model[3].parameters()}], lr=0.1, momentum=0.9)
+optimizer = GroupedSGD(
+    [{"params": model[1].parameters(), "lr": 0.0}, {"params": model[3].parameters()}], lr=0.1, momentum=0.9
+)
 images, labels = digits("train")
 losses = []
 for _ in range(20):
@@ -395,10 +447,12 @@ assert torch.equal(model[1].weight, first_before) and losses[-1] < losses[0]
 # configurations, in the order `itertools.product` gives (the last key varies fastest):
 # `[{"lr": 0.1, "optimizer": "sgd"}, {"lr": 0.1, "optimizer": "adam"}, {"lr": 0.01, "optimizer": "sgd"}, ...]`.
 
+
 # %% [exercise] expand_grid difficulty=1 importance=2 minutes=5
 def expand_grid(grid: dict[str, list]) -> list[dict]:
     """Every combination of the grid's values, one dict each, the last key varying fastest."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `itertools.product(*grid.values())` yields tuples of values; `dict(zip(grid, values))` names them.
@@ -417,12 +471,14 @@ def expand_grid(grid: dict[str, list]) -> list[dict]:
 # 4. finally the accuracy on `digits("val")`: `log({"val_accuracy": accuracy})`, and return it as a
 #    float.
 
+
 # %% [exercise] train_digits difficulty=2 importance=3 minutes=10
 def train_digits(config: dict[str, Any], log: Callable[[dict[str, float]], None]) -> float:
     """Train make_mlp(config["hidden"], config["seed"]) on digit_batches(config["batch_size"], config["steps"],
     config["seed"]) with OPTIMIZERS[config["optimizer"]] at config["lr"]; log {"train_loss": ...} after every
     step and {"val_accuracy": ...} at the end; return the validation accuracy."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # The loop body: `loss = F.cross_entropy(model(x), y)`, `optimizer.zero_grad()`, `loss.backward()`,
@@ -439,11 +495,13 @@ def train_digits(config: dict[str, Any], log: Callable[[dict[str, float]], None]
 # logger, and call `run.finish()` before the next one. Return the accuracies in grid order. Passing
 # `settings=wandb.Settings(silent=True, console="off")` keeps wandb's messages out of the notebook.
 
+
 # %% [exercise] run_sweep difficulty=2 importance=4 minutes=10
 def run_sweep(grid: dict[str, list], directory: str, project: str) -> list[float]:
     """Run train_digits once per configuration of the grid, each as its own offline wandb run (config
     recorded, metrics logged) under `directory`; return the validation accuracies in grid order."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `for config in expand_grid(grid):` start the run, `accuracies.append(train_digits(config, run.log))`,
@@ -457,8 +515,14 @@ def run_sweep(grid: dict[str, list], directory: str, project: str) -> list[float
 
 # %%
 sweep_dir = tempfile.mkdtemp(prefix="course-0.3-wandb-")
-grid = {"optimizer": ["sgd", "adam"], "lr": [0.003, 0.03, 0.3], "hidden": [32], "batch_size": [64],
-        "steps": [100], "seed": [0]}
+grid = {
+    "optimizer": ["sgd", "adam"],
+    "lr": [0.003, 0.03, 0.3],
+    "hidden": [32],
+    "batch_size": [64],
+    "steps": [100],
+    "seed": [0],
+}
 accuracies = run_sweep(grid, sweep_dir, project="digits-sweep")
 runs = read_wandb_runs(sweep_dir)
 assert len(runs) == 6 and [run["config"] for run in runs] == expand_grid(grid)
@@ -466,11 +530,14 @@ assert len(runs) == 6 and [run["config"] for run in runs] == expand_grid(grid)
 
 def smooth(values: list[float], k: int = 10) -> list[float]:
     """Moving average over the last k values, so noisy minibatch losses are readable."""
-    return [sum(values[max(0, i - k + 1): i + 1]) / len(values[max(0, i - k + 1): i + 1]) for i in range(len(values))]
+    return [sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1]) for i in range(len(values))]
 
 
-line({f"{r['config']['optimizer']}, lr {r['config']['lr']}": smooth(r["history"]["train_loss"]) for r in runs},
-     title="Training loss of each run (read back from the offline wandb files)", yaxis="cross-entropy").show()
+line(
+    {f"{r['config']['optimizer']}, lr {r['config']['lr']}": smooth(r["history"]["train_loss"]) for r in runs},
+    title="Training loss of each run (read back from the offline wandb files)",
+    yaxis="cross-entropy",
+).show()
 table = {f"{r['config']['optimizer']}, lr {r['config']['lr']}": round(r["summary"]["val_accuracy"], 3) for r in runs}
 print(table)
 
@@ -513,6 +580,7 @@ assert accuracies == [r["summary"]["val_accuracy"] for r in runs]
 # process one CPU thread. (Forking is also quick: `spawn` would import torch afresh in every process,
 # which takes seconds.)
 
+
 # %%
 def hello() -> tuple[int, int, list[float]]:
     value = torch.tensor([float(dist.get_rank() + 1)])
@@ -535,11 +603,13 @@ assert launch_gloo(hello, 2) == [(0, 2, [3.0]), (1, 2, [3.0])]
 # which writes into `buffer`. A send with no matching receive hangs until the group's timeout, so if a
 # check seems stuck, look for an unmatched pair.
 
+
 # %% [exercise] broadcast difficulty=2 importance=4 minutes=10
 def broadcast(tensor: Tensor, src: int) -> Tensor:
     """Every rank returns (and holds, in place) the value of `tensor` on rank src, sent with point-to-point
     messages: src sends to each other rank in turn."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `if dist.get_rank() == src:` loop over `range(dist.get_world_size())` and send to every rank but
@@ -556,11 +626,13 @@ def broadcast(tensor: Tensor, src: int) -> Tensor:
 # every rank but 0 sends its tensor to rank 0, which adds them up, then rank 0 broadcasts the total
 # (use your `broadcast`).
 
+
 # %% [exercise] all_reduce_naive difficulty=2 importance=4 minutes=10
 def all_reduce_naive(tensor: Tensor) -> Tensor:
     """Every rank returns (and holds, in place) the sum of `tensor` over all ranks: rank 0 receives every
     other rank's tensor and adds it up, then broadcasts the total."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # On rank 0, receive into a scratch buffer (`torch.empty_like(tensor)`) once per other rank and add it
@@ -588,12 +660,14 @@ def all_reduce_naive(tensor: Tensor) -> Tensor:
 # `.clone()` of the chunk, since the chunk may change while the send is in flight. The checks run
 # with 2 and 3 ranks, on tensors whose size is not a multiple of $N$.
 
+
 # %% [exercise] all_reduce_ring difficulty=4 importance=3 minutes=30
 def all_reduce_ring(tensor: Tensor) -> Tensor:
     """The sum over all ranks, in place and returned, by ring all-reduce: split the flattened tensor into
     world_size chunks; in world_size - 1 steps of reduce-scatter each rank passes one chunk to its right
     neighbour, who adds it to its own; then world_size - 1 steps of all-gather pass the finished chunks on."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `chunks = list(tensor.view(-1).tensor_split(world))` gives views into `tensor`, so `chunks[i] += ...`
@@ -606,6 +680,7 @@ def all_reduce_ring(tensor: Tensor) -> Tensor:
 
 # %% [markdown]
 # All three collectives against torch's own, in one process group of 3 ranks:
+
 
 # %%
 def compare_collectives(data: Tensor) -> bool:
@@ -637,14 +712,20 @@ assert launch_gloo(compare_collectives, 3, torch.randn(3, 4, 5)) == [True, True,
 # world size. With equal shards (the batch size a multiple of the world size) this is the mean over the
 # whole batch, the same number single-process training reports.
 
+
 # %% [exercise] ddp_train_step difficulty=3 importance=5 minutes=15
-def ddp_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Float[Tensor, "batch ..."],
-                   targets: Int[Tensor, "batch"]) -> float:
+def ddp_train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: Float[Tensor, "batch ..."],
+    targets: Int[Tensor, "batch"],
+) -> float:
     """One data-parallel step on the global batch: this rank takes every world_size-th example from its
     rank on, computes the mean cross-entropy on that shard, averages gradients over ranks with
     dist.all_reduce, and steps. The batch size must be a multiple of the world size. Returns the loss on
     the whole global batch (the average over ranks)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Averaging, not summing: after `dist.all_reduce(p.grad)` each gradient is the *sum* over ranks;
@@ -684,13 +765,18 @@ for inputs, targets in tqdm(batches, desc="single process"):
     optimizer.step()
     single_losses.append(loss.item())
 
-line({"2 processes (gloo)": ddp_losses, "1 process": single_losses}, title="Data-parallel vs single-process training",
-     yaxis="cross-entropy on the global batch").show()
+line(
+    {"2 processes (gloo)": ddp_losses, "1 process": single_losses},
+    title="Data-parallel vs single-process training",
+    yaxis="cross-entropy on the global batch",
+).show()
 assert all(torch.equal(a, b) for a, b in zip(rank0_params, rank1_params))  # the replicas never drift apart
 assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(rank0_params, model.parameters()))
 assert max(abs(a - b) for a, b in zip(ddp_losses, single_losses)) < 1e-4
 assert single_losses[-1] < 0.5 * single_losses[0]
-print(f"largest parameter difference: {max((a - b).abs().max().item() for a, b in zip(rank0_params, model.parameters())):.1e}")
+print(
+    f"largest parameter difference: {max((a - b).abs().max().item() for a, b in zip(rank0_params, model.parameters())):.1e}"
+)
 
 # %% [markdown]
 # `torch.nn.parallel.DistributedDataParallel` does the same thing with two refinements: it broadcasts

@@ -41,8 +41,16 @@ from tqdm.auto import tqdm
 from course.data import digits
 from course.plot import line
 from solutions.chapter0_fundamentals import backprop as engine
-from solutions.chapter0_fundamentals.backprop import (BackwardFunctions, Module, Parameter, Recipe, Tensor, add_back0,
-                                                      add_back1, no_grad)
+from solutions.chapter0_fundamentals.backprop import (
+    BackwardFunctions,
+    Module,
+    Parameter,
+    Recipe,
+    Tensor,
+    add_back0,
+    add_back1,
+    no_grad,
+)
 from tests.checks.chapter0_fundamentals.backprop import check
 
 Arr = np.ndarray
@@ -68,10 +76,14 @@ Arr = np.ndarray
 # It receives the forward output as well as the inputs, because some derivatives are cheapest written in
 # terms of the output. Start with the logarithm, $\frac{d}{dx}\log x = \frac{1}{x}$.
 
+
 # %% [exercise] log_back difficulty=1 importance=4 minutes=5
-def log_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+def log_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = log(x): dL/dx = dL/dout / x."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # One line: `grad_out / x`. Dividing by `out` is a common slip: `out` is $\log x$, not $x$.
@@ -90,10 +102,12 @@ def log_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float
 #
 # `unbroadcast(grad, shape)` does this. It is the adjoint of `np.broadcast_to`.
 
+
 # %% [exercise] unbroadcast difficulty=2 importance=5 minutes=10
 def unbroadcast(grad: Float[Arr, "*broadcast_shape"], shape: tuple[int, ...]) -> Float[Arr, "*shape"]:
     """Sum `grad` over the axes that broadcasting added or stretched, so that it has the given shape."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `grad.sum(axis=tuple(range(n)))` removes the first `n` axes; `n = grad.ndim - len(shape)` (0 is fine:
@@ -110,18 +124,22 @@ def unbroadcast(grad: Float[Arr, "*broadcast_shape"], shape: tuple[int, ...]) ->
 # the shape of `x`; and symmetrically for `y`. Either argument may also be a plain Python number (as in
 # `x * 2.0`), which is why the hint suggests `np.shape(x)` (it works on numbers too) over `x.shape`.
 
+
 # %% [exercise] multiply_back0 difficulty=1 importance=4 minutes=5
 def multiply_back0(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
     """Backward function of out = x * y (with broadcasting), for x: dL/dx = unbroadcast(dL/dout * y)."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # `unbroadcast(grad_out * y, np.shape(x))`.
+
 
 # %% [exercise] multiply_back1 difficulty=1 importance=4 minutes=3
 def multiply_back1(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
     """Backward function of out = x * y (with broadcasting), for y: dL/dy = unbroadcast(dL/dout * x)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # The mirror image of `multiply_back0`: swap the roles of `x` and `y`.
@@ -201,7 +219,9 @@ a = Tensor([1.0, 2.0], requires_grad=True)
 b = a * 3
 c = (b + a).log()
 print(b.recipe)
-assert isinstance(b.recipe, Recipe) and b.recipe.op == "multiply" and b.recipe.parents == {0: a} and b.recipe.args[1] == 3
+assert (
+    isinstance(b.recipe, Recipe) and b.recipe.op == "multiply" and b.recipe.parents == {0: a} and b.recipe.args[1] == 3
+)
 assert c.recipe.op == "log" and c.recipe.parents[0].recipe.parents == {0: b, 1: a}
 assert a.is_leaf and not c.is_leaf and Tensor([1.0]).recipe is None
 
@@ -227,11 +247,13 @@ with no_grad():
 # `c` above, `a` feeds both `b` and the sum), so remember which nodes you have visited, by `id(node)`.
 # (Python's default recursion limit, 1000, is plenty for the graphs here.)
 
+
 # %% [exercise] topological_sort difficulty=3 importance=5 minutes=20
 def topological_sort(end_node: Tensor) -> list[Tensor]:
     """Every tensor the end node was computed from through recipes (and the end node itself), each once,
     every tensor after all of its parents, so the end node comes last."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # A nested function `visit(node)`: return at once if `id(node)` is in the visited set; otherwise add it,
@@ -265,11 +287,13 @@ assert [t.recipe.op if t.recipe else "leaf" for t in order] == ["leaf", "multipl
 # `back_funcs` is which registry to use. Left as None it means `BACK_FUNCS`, your own, which the rest of
 # the notebook uses; the check passes the reference registry instead, so that it tests `backprop` alone.
 
+
 # %% [exercise] backprop difficulty=4 importance=5 minutes=30
 def backprop(end_node: Tensor, end_grad: Tensor | None = None, back_funcs: BackwardFunctions | None = None) -> None:
     """Accumulate dL/d(leaf) into `.grad` of every leaf tensor that requires grad, where `end_grad` is
     dL/d(end_node) (ones when None). `back_funcs` is the registry of backward functions (BACK_FUNCS when None)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Start with `back_funcs = back_funcs if back_funcs is not None else BACK_FUNCS` and
@@ -286,6 +310,7 @@ def backprop(end_node: Tensor, end_grad: Tensor | None = None, back_funcs: Backw
 # `torch.autograd`), and returns the largest difference between the two sets of gradients. The function
 # must use only operations both libraries spell the same way. Its output need not be a scalar: the
 # gradient coming into it is all ones, as if the output were summed (there is no `sum` backward yet).
+
 
 # %%
 def gradient_difference(fn, *arrays: Arr) -> float:
@@ -310,26 +335,38 @@ assert gradient_difference(lambda x: x * x * x, x_arr) < 1e-12  # x used three t
 # is the forward output: use `out`), and $\text{ReLU}(x) = \max(x, 0)$, whose derivative is 1 for $x > 0$
 # and 0 for $x < 0$. At exactly $x = 0$ the derivative does not exist; like PyTorch, use 0 there.
 
+
 # %% [exercise] negative_back difficulty=1 importance=3 minutes=2
-def negative_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+def negative_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = -x."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `-grad_out`.
 
+
 # %% [exercise] exp_back difficulty=1 importance=3 minutes=3
-def exp_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+def exp_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = exp(x): the derivative of exp is exp, which is `out`."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `grad_out * out`: no need to compute `np.exp(x)` again.
 
+
 # %% [exercise] relu_back difficulty=1 importance=4 minutes=3
-def relu_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+def relu_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = max(x, 0): the gradient passes where x > 0 (and, as in torch, not at x = 0)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `grad_out * (x > 0)`: multiplying by a boolean array keeps the float dtype.
@@ -343,19 +380,24 @@ def relu_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Floa
 # receive the forward op's extra argument: the new `shape`, or the permutation `axes` (where output axis
 # `i` is input axis `axes[i]`, as in `np.transpose`).
 
+
 # %% [exercise] reshape_back difficulty=1 importance=3 minutes=3
-def reshape_back(grad_out: Float[Arr, "*new_shape"], out: Float[Arr, "*new_shape"], x: Float[Arr, "*shape"],
-                 shape: tuple[int, ...]) -> Float[Arr, "*shape"]:
+def reshape_back(
+    grad_out: Float[Arr, "*new_shape"], out: Float[Arr, "*new_shape"], x: Float[Arr, "*shape"], shape: tuple[int, ...]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = x.reshape(shape)."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # Reshape `grad_out` to the shape of the input: `grad_out.reshape(x.shape)`.
+
 
 # %% [exercise] permute_back difficulty=2 importance=3 minutes=8
 def permute_back(grad_out: Arr, out: Arr, x: Arr, axes: tuple[int, ...]) -> Arr:
     """Backward function of out = np.transpose(x, axes): apply the inverse permutation."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Output axis `i` came from input axis `axes[i]`, so input axis `j` is output axis `k` where `axes[k] == j`.
@@ -374,20 +416,24 @@ def permute_back(grad_out: Arr, out: Arr, x: Arr, axes: tuple[int, ...]) -> Arr:
 # When several entries tie, we follow `torch.amax` and share the gradient equally among them, which keeps
 # the total gradient the same as for a single maximum.
 
+
 # %% [exercise] sum_back difficulty=2 importance=4 minutes=10
 def sum_back(grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
     """Backward function of out = x.sum(dim, keepdim): every summed entry gets the gradient of its sum."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # `if not keepdim and dim is not None: grad_out = np.expand_dims(grad_out, dim)`, then
 # `np.broadcast_to(grad_out, x.shape).copy()`.
+
 
 # %% [exercise] max_back difficulty=3 importance=3 minutes=15
 def max_back(grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
     """Backward function of out = x.max(dim, keepdim): the gradient goes to the maximal entries, shared
     equally between ties (as torch.amax does)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Restore the reduced axes of both `grad_out` and `out` as in `sum_back`; then `is_max = x == out`
@@ -406,20 +452,26 @@ def max_back(grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None,
 # A handy check: each formula is the only product of `grad_out` with the other factor that has the right
 # shape. The engine's `@` takes 2-D tensors only.
 
+
 # %% [exercise] matmul2d_back0 difficulty=2 importance=4 minutes=5
-def matmul2d_back0(grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
-                   ) -> Float[Arr, "m k"]:
+def matmul2d_back0(
+    grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
+) -> Float[Arr, "m k"]:
     """Backward function of out = x @ y (2-D), for x."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `grad_out @ y.T`: shapes `(m, n) @ (n, k)`.
 
+
 # %% [exercise] matmul2d_back1 difficulty=2 importance=4 minutes=5
-def matmul2d_back1(grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
-                   ) -> Float[Arr, "k n"]:
+def matmul2d_back1(
+    grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
+) -> Float[Arr, "k n"]:
     """Backward function of out = x @ y (2-D), for y."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `x.T @ grad_out`: shapes `(k, m) @ (m, n)`.
@@ -442,7 +494,7 @@ BACK_FUNCS.add("matmul", matmul2d_back0, matmul2d_back1)
 
 
 def every_op(x, w, b, row_max):
-    hidden = (x @ w + b).relu()                                  # (4, 6)
+    hidden = (x @ w + b).relu()  # (4, 6)
     mixed = hidden.reshape(2, 3, 4).permute(2, 0, 1).reshape(4, 6)
     logits = (-mixed).exp() * 0.5 + hidden.T.T
     return (logits - row_max(logits)).sum(dim=0).sum() + (logits * logits).sum(dim=1, keepdim=True).log().sum()
@@ -478,6 +530,7 @@ assert difference < 1e-12
 # `forward` with tensor operations only: computing on `.array` would give the right numbers but cut the
 # layer out of the graph.
 
+
 # %% [exercise] Linear difficulty=2 importance=5 minutes=15
 class Linear(Module):
     """y = x @ weight.T + bias, with weight (out_features, in_features) and bias (out_features,), both
@@ -489,6 +542,7 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `self.weight = Parameter(np.random.uniform(-bound, bound, (out_features, in_features)))` with
@@ -512,10 +566,12 @@ class Linear(Module):
 #
 # Return a 0-d `Tensor`: the mean loss over the batch.
 
+
 # %% [exercise] cross_entropy difficulty=2 importance=5 minutes=15
 def cross_entropy(logits: Tensor, true_labels: Int[Arr, "batch"]) -> Tensor:
     """The mean over the batch of -log softmax(logits)[true label], as a 0-d Tensor. logits: (batch, classes)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `shifted = logits - logits.array.max(axis=-1, keepdims=True)`, then
@@ -542,6 +598,7 @@ def cross_entropy(logits: Tensor, true_labels: Int[Arr, "batch"]) -> Tensor:
 #
 # `zero_grad()` sets every parameter's `.grad` back to None, so the next backprop starts afresh.
 
+
 # %% [exercise] SGD difficulty=2 importance=5 minutes=15
 class SGD:
     """Stochastic gradient descent with momentum and weight decay, following torch.optim.SGD:
@@ -555,6 +612,7 @@ class SGD:
 
     def step(self) -> None:
         raise NotImplementedError()
+
 
 # %% [hint]
 # Keep `self.params = list(params)` and one momentum buffer per parameter, `self.buffers = [None] * len(self.params)`.
@@ -571,6 +629,7 @@ class SGD:
 # pixels, values scaled to [0, 1], in a fixed split of 1,437 training, 180 validation and 180 test
 # images (`course.data.digits`). Flattened, each image is a vector of 64 numbers. The model has one hidden
 # layer of 64 ReLU units.
+
 
 # %%
 def as_arrays(split: str) -> tuple[Float[Arr, "n 64"], Int[Arr, "n"]]:
@@ -596,7 +655,12 @@ class MLP(Module):
 
 np.random.seed(0)
 model = MLP()
-assert [name for name, _ in model.named_parameters()] == ["layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"]
+assert [name for name, _ in model.named_parameters()] == [
+    "layer1.weight",
+    "layer1.bias",
+    "layer2.weight",
+    "layer2.bias",
+]
 
 # %% [markdown]
 # Before training, one last comparison with PyTorch: the same network (`torch.nn.Sequential` given our
@@ -624,6 +688,7 @@ print(f"initial loss {loss.item():.3f} (log 10 = {np.log(10):.3f}: an untrained 
 # (`model.parameters()` is fine to pass even though `backprop` above left gradients behind: the loop
 # calls `zero_grad()` before each backprop.)
 
+
 # %%
 def accuracy(model: Module, x: Float[Arr, "n 64"], y: Int[Arr, "n"]) -> float:
     with no_grad():
@@ -637,7 +702,7 @@ start = time.perf_counter()
 for epoch in tqdm(range(15), desc="epochs"):
     order = shuffle.permutation(len(train_x))
     for i in range(0, len(train_x), 64):
-        batch = order[i:i + 64]
+        batch = order[i : i + 64]
         loss = cross_entropy(model(Tensor(train_x[batch])), train_y[batch])
         optimizer.zero_grad()
         backprop(loss)
@@ -646,8 +711,12 @@ for epoch in tqdm(range(15), desc="epochs"):
     val_accuracies.append(accuracy(model, val_x, val_y))
 seconds = time.perf_counter() - start
 
-line({"training loss": losses}, title="Training loss of the MLP, trained with your engine", xaxis="step",
-     yaxis="cross-entropy").show()
+line(
+    {"training loss": losses},
+    title="Training loss of the MLP, trained with your engine",
+    xaxis="step",
+    yaxis="cross-entropy",
+).show()
 line({"validation accuracy": val_accuracies}, title="Validation accuracy after each epoch", xaxis="epoch").show()
 
 # %% [markdown]

@@ -52,20 +52,29 @@ torch.set_num_threads(1)
 
 train_images, train_labels = digits("train", size=16)
 test_images, test_labels = digits("test", size=16)
-print(f"train {tuple(train_images.shape)}, test {tuple(test_images.shape)}, pixel values in "
-      f"[{train_images.min():.0f}, {train_images.max():.0f}]")
-image_grid(train_images[:20, 0], rows=2, titles=[str(int(label)) for label in train_labels[:20]],
-           title="The first twenty training digits", height=260).show()
+print(
+    f"train {tuple(train_images.shape)}, test {tuple(test_images.shape)}, pixel values in "
+    f"[{train_images.min():.0f}, {train_images.max():.0f}]"
+)
+image_grid(
+    train_images[:20, 0],
+    rows=2,
+    titles=[str(int(label)) for label in train_labels[:20]],
+    title="The first twenty training digits",
+    height=260,
+).show()
 
 # %% [markdown]
 # `image_grid` draws a batch of grayscale images given as `(n, height, width)`, so we drop the channel
 # axis with `[:, 0]` when we call it. A second helper tiles a batch of images into one picture, which is lighter to draw than a grid of
 # separate panels when there are many images.
 
+
 # %%
 def tile(images: Float[Tensor, "n 1 h w"], rows: int) -> Float[Tensor, "rows*h cols*w"]:
     """Lay n images out in `rows` rows, as one image."""
     return einops.rearrange(images, "(r c) 1 h w -> (r h) (c w)", r=rows)
+
 
 # %% [markdown]
 # ## 1. An autoencoder
@@ -98,6 +107,7 @@ def tile(images: Float[Tensor, "n 1 h w"], rows: int) -> Float[Tensor, "rows*h c
 # The code has no activation (it may take any real value); the final `Sigmoid` keeps the output in
 # $(0, 1)$, like the pixels.
 
+
 # %% [exercise] Autoencoder difficulty=2 importance=4 minutes=15
 class Autoencoder(nn.Module):
     """Compress an image to `latent_dim` numbers and reconstruct it from them."""
@@ -109,6 +119,7 @@ class Autoencoder(nn.Module):
     def forward(self, x: Float[Tensor, "batch 1 16 16"]) -> Float[Tensor, "batch 1 16 16"]:
         raise NotImplementedError()
 
+
 # %% [hint]
 # Each row of the table is one or two entries of an `nn.Sequential(...)`: the encoder's has 8 entries
 # and the decoder's 9. `forward` is `self.decoder(self.encoder(x))`.
@@ -119,9 +130,11 @@ class Autoencoder(nn.Module):
 # The loop is the one you know: shuffle, take batches of 64, minimise the mean squared error with
 # Adam. Everything is seeded, so the numbers below come out the same every run.
 
+
 # %%
-def train_autoencoder(model: nn.Module, images: Tensor, epochs: int, lr: float = 2e-3, batch_size: int = 64,
-                      seed: int = 0) -> list[float]:
+def train_autoencoder(
+    model: nn.Module, images: Tensor, epochs: int, lr: float = 2e-3, batch_size: int = 64, seed: int = 0
+) -> list[float]:
     """Train `model` to reconstruct `images`; return the loss of every step."""
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -156,8 +169,12 @@ print(f"test MSE: autoencoder {ae_test_mse:.4f}, mean-image baseline {baseline_m
 assert ae_test_mse < 0.012 and ae_test_mse < baseline_mse / 4
 assert abs(baseline_mse - 0.045) < 0.003
 
-image_grid(torch.cat([test_images[:10], test_reconstructions[:10]])[:, 0], rows=2,
-           title="Test digits (top) and their reconstructions from 8 numbers (bottom)", height=260).show()
+image_grid(
+    torch.cat([test_images[:10], test_reconstructions[:10]])[:, 0],
+    rows=2,
+    title="Test digits (top) and their reconstructions from 8 numbers (bottom)",
+    height=260,
+).show()
 
 # %% [markdown]
 # ### The holes in the code space
@@ -174,8 +191,9 @@ torch.manual_seed(0)
 with torch.no_grad():
     train_codes = autoencoder.encoder(train_images)
     random_codes = train_codes.mean(0) + train_codes.std(0) * torch.randn(24, 8)
-    imshow(tile(autoencoder.decoder(random_codes), rows=3), title="Autoencoder: decoding random codes",
-           height=260).show()
+    imshow(
+        tile(autoencoder.decoder(random_codes), rows=3), title="Autoencoder: decoding random codes", height=260
+    ).show()
 
 # %% [markdown]
 # ## 2. A variational autoencoder
@@ -201,6 +219,7 @@ with torch.no_grad():
 # while $\sigma$ must be positive. The function takes the noise $\varepsilon$ as an argument, so the
 # result is reproducible.
 
+
 # %% [exercise] reparameterise difficulty=1 importance=5 minutes=5
 def reparameterise(
     mu: Float[Tensor, "batch latent"], logvar: Float[Tensor, "batch latent"], noise: Float[Tensor, "batch latent"]
@@ -208,6 +227,7 @@ def reparameterise(
     """A sample of N(mu, exp(logvar)) written as a differentiable function of mu and logvar, given
     standard normal `noise`: mu + sigma * noise, where sigma = exp(logvar / 2)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `logvar` is $\log\sigma^2$, so the standard deviation is `torch.exp(0.5 * logvar)`, not
@@ -225,10 +245,12 @@ def reparameterise(
 # of the whole code is the sum over coordinates. Return one number per example; the check compares
 # your function with `torch.distributions.kl_divergence` as well as with hand-worked cases.
 
+
 # %% [exercise] gaussian_kl difficulty=1 importance=4 minutes=10
 def gaussian_kl(mu: Float[Tensor, "batch latent"], logvar: Float[Tensor, "batch latent"]) -> Float[Tensor, "batch"]:
     """KL( N(mu, diag(exp(logvar))) || N(0, I) ) for each example, summed over the latent dimensions."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # $\sigma^2$ is `logvar.exp()` and $\log\sigma^2$ is `logvar` itself. Sum over `dim=-1`.
@@ -258,6 +280,7 @@ def gaussian_kl(mu: Float[Tensor, "batch latent"], logvar: Float[Tensor, "batch 
 #
 # Return the total and its two parts, each a 0-dimensional tensor, so that training can log them.
 
+
 # %% [exercise] vae_loss difficulty=2 importance=5 minutes=10
 def vae_loss(
     reconstruction: Float[Tensor, "batch 1 h w"],
@@ -269,6 +292,7 @@ def vae_loss(
     """(total, reconstruction term, KL term), each averaged over the batch. The reconstruction term is
     the squared error summed over an image's pixels; total = reconstruction + beta * KL."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `(reconstruction - images).pow(2).flatten(1).sum(dim=1)` is one squared error per image; take its
@@ -285,6 +309,7 @@ def vae_loss(
 # `(reconstruction, mu, logvar)`. When `noise` is `None`, draw it fresh with `torch.randn_like(mu)`;
 # the check passes its own noise so that your output can be compared with the reference's.
 
+
 # %% [exercise] VAE difficulty=2 importance=4 minutes=15
 class VAE(nn.Module):
     """An autoencoder whose encoder outputs a Gaussian over latent codes rather than one code."""
@@ -293,7 +318,9 @@ class VAE(nn.Module):
         super().__init__()
         raise NotImplementedError()  # store self.latent_dim; build self.encoder (2 * latent_dim outputs) and self.decoder
 
-    def encode(self, x: Float[Tensor, "batch 1 16 16"]) -> tuple[Float[Tensor, "batch latent"], Float[Tensor, "batch latent"]]:
+    def encode(
+        self, x: Float[Tensor, "batch 1 16 16"]
+    ) -> tuple[Float[Tensor, "batch latent"], Float[Tensor, "batch latent"]]:
         """The mean and log-variance of each image's latent Gaussian: the encoder's first and second halves."""
         raise NotImplementedError()
 
@@ -302,6 +329,7 @@ class VAE(nn.Module):
     ) -> tuple[Float[Tensor, "batch 1 16 16"], Float[Tensor, "batch latent"], Float[Tensor, "batch latent"]]:
         """(reconstruction, mu, logvar). The latent is sampled with `noise` (fresh N(0, 1) noise if None)."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # `mu, logvar = self.encoder(x).chunk(2, dim=-1)` splits the last axis into two halves, `mu` first.
@@ -312,9 +340,11 @@ class VAE(nn.Module):
 # With only two latent dimensions the code space is a plane we can look at directly. We train with
 # $\beta = 0.2$ (a decoder noise level $s \approx 0.32$ in the reading above), logging both terms.
 
+
 # %%
-def train_vae(model: VAE, images: Tensor, epochs: int, beta: float, lr: float = 2e-3, batch_size: int = 64,
-              seed: int = 0) -> dict[str, list[float]]:
+def train_vae(
+    model: VAE, images: Tensor, epochs: int, beta: float, lr: float = 2e-3, batch_size: int = 64, seed: int = 0
+) -> dict[str, list[float]]:
     """Train `model` with vae_loss; return the reconstruction and KL terms of every step."""
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -372,9 +402,16 @@ assert vae_stats["mse"] > ae_test_mse
 with torch.no_grad():
     test_mu, _ = vae.encode(test_images)
     train_mu, _ = vae.encode(train_images)
-px.scatter(x=test_mu[:, 0].numpy(), y=test_mu[:, 1].numpy(), color=[str(int(label)) for label in test_labels],
-           category_orders={"color": [str(d) for d in range(10)]}, labels={"x": "z[0]", "y": "z[1]", "color": "digit"},
-           title="VAE codes of the test digits", width=620, height=520).show()
+px.scatter(
+    x=test_mu[:, 0].numpy(),
+    y=test_mu[:, 1].numpy(),
+    color=[str(int(label)) for label in test_labels],
+    category_orders={"color": [str(d) for d in range(10)]},
+    labels={"x": "z[0]", "y": "z[1]", "color": "digit"},
+    title="VAE codes of the test digits",
+    width=620,
+    height=520,
+).show()
 
 nearest_label = train_labels[torch.cdist(test_mu, train_mu).argmin(dim=1)]
 nearest_accuracy = (nearest_label == test_labels).float().mean().item()
@@ -415,6 +452,7 @@ assert abs(vae_samples.mean() - train_images.mean()) < 0.03
 # "right": the VAE's code is organised by where digits sit in the plane, the autoencoder's is not
 # organised at all beyond what reconstruction needs.
 
+
 # %%
 def interpolate(encode, decode, start: Tensor, end: Tensor, steps: int = 10) -> Tensor:
     """Decode `steps` codes evenly spaced on the segment between the codes of two images."""
@@ -427,8 +465,9 @@ def interpolate(encode, decode, start: Tensor, end: Tensor, steps: int = 10) -> 
 zero, seven = test_images[test_labels == 0][0], test_images[test_labels == 7][0]
 vae_path = interpolate(lambda x: vae.encode(x)[0], vae.decoder, zero, seven)
 ae_path = interpolate(autoencoder.encoder, autoencoder.decoder, zero, seven)
-image_grid(torch.cat([vae_path, ae_path])[:, 0], rows=2, title="From a 0 to a 7: VAE (top), autoencoder (bottom)",
-           height=260).show()
+image_grid(
+    torch.cat([vae_path, ae_path])[:, 0], rows=2, title="From a 0 to a 7: VAE (top), autoencoder (bottom)", height=260
+).show()
 
 # %% [markdown]
 # ### Turning the knob: $\beta = 1$
@@ -441,8 +480,10 @@ torch.manual_seed(0)
 vae_beta1 = VAE(latent_dim=2)
 train_vae(vae_beta1, train_images, epochs=30, beta=1.0)
 beta1_stats = vae_report(vae_beta1)
-print(f"beta = 0.2: MSE {vae_stats['mse']:.4f}, KL {vae_stats['kl']:.2f};  "
-      f"beta = 1: MSE {beta1_stats['mse']:.4f}, KL {beta1_stats['kl']:.2f}")
+print(
+    f"beta = 0.2: MSE {vae_stats['mse']:.4f}, KL {vae_stats['kl']:.2f};  "
+    f"beta = 1: MSE {beta1_stats['mse']:.4f}, KL {beta1_stats['kl']:.2f}"
+)
 assert beta1_stats["kl"] < vae_stats["kl"] - 0.5
 assert beta1_stats["mse"] > vae_stats["mse"]
 
@@ -481,6 +522,7 @@ assert beta1_stats["mse"] > vae_stats["mse"]
 #
 # The layers followed by batch norm have no bias: batch norm subtracts the mean, which would cancel it.
 
+
 # %% [exercise] Generator difficulty=2 importance=4 minutes=10
 class Generator(nn.Module):
     """DCGAN-style generator: a latent vector to a 16x16 image, upsampling with transposed convolutions."""
@@ -491,6 +533,7 @@ class Generator(nn.Module):
 
     def forward(self, z: Float[Tensor, "batch latent"]) -> Float[Tensor, "batch 1 16 16"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # Nine entries in the `nn.Sequential`, in the order of the table (each comma-separated layer is one
@@ -508,6 +551,7 @@ class Generator(nn.Module):
 # | `Conv2d(c, 2c, kernel_size=4, stride=2, padding=1, bias=False)`, `BatchNorm2d(2c)`, `LeakyReLU(0.2)` | (2c, 4, 4) |
 # | `Flatten()`, `Linear(2c * 4 * 4, 1)` | (1,) |
 
+
 # %% [exercise] Discriminator difficulty=2 importance=4 minutes=10
 class Discriminator(nn.Module):
     """DCGAN-style discriminator: a 16x16 image to one logit (high: "real"), downsampling with strided
@@ -519,6 +563,7 @@ class Discriminator(nn.Module):
 
     def forward(self, x: Float[Tensor, "batch 1 16 16"]) -> Float[Tensor, "batch"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # Seven entries in `self.layers`. The last layer gives shape `(batch, 1)`: `.squeeze(-1)` makes it
@@ -545,20 +590,24 @@ class Discriminator(nn.Module):
 # \mathrm{softplus}(\ell)$, with `F.softplus` (or `F.binary_cross_entropy_with_logits`, which does the
 # same).
 
+
 # %% [exercise] discriminator_loss difficulty=2 importance=4 minutes=10
 def discriminator_loss(real_logits: Float[Tensor, "batch"], fake_logits: Float[Tensor, "batch"]) -> Float[Tensor, ""]:
     """Binary cross-entropy with real images labelled 1 and fakes 0: -mean log D(real) - mean log(1 - D(fake)),
     where D = sigmoid(logit), computed stably from the logits."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # `F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()`: the two terms are added, each
 # averaged over its own batch.
+
 
 # %% [exercise] generator_loss difficulty=1 importance=4 minutes=5
 def generator_loss(fake_logits: Float[Tensor, "batch"]) -> Float[Tensor, ""]:
     """The non-saturating generator loss: -mean log D(fake), computed stably from the logits."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # $-\log \mathrm{sigmoid}(\ell) = \mathrm{softplus}(-\ell)$.
@@ -572,11 +621,13 @@ def generator_loss(fake_logits: Float[Tensor, "batch"]) -> Float[Tensor, ""]:
 # visits every submodule, nested ones included. The check applies it to a model and compares the
 # statistics of its weights with these targets.
 
+
 # %% [exercise] initialise_weights difficulty=1 importance=2 minutes=10
 def initialise_weights(model: nn.Module) -> None:
     """DCGAN initialisation, in place: weights of every convolution, transposed convolution and linear
     layer from N(0, 0.02^2); batch-norm scales from N(1, 0.02^2); every bias (and batch-norm shift) zero."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))`, then `nn.init.normal_(module.weight,
@@ -594,9 +645,17 @@ def initialise_weights(model: nn.Module) -> None:
 # GAN losses do not go steadily down, because each player's loss depends on the other: expect them to
 # wander and occasionally spike. We also track how often $D$ classifies real and fake images correctly.
 
+
 # %%
-def train_gan(generator: Generator, discriminator: Discriminator, images: Tensor, epochs: int, lr: float = 2e-3,
-              batch_size: int = 64, seed: int = 0) -> dict[str, list[float]]:
+def train_gan(
+    generator: Generator,
+    discriminator: Discriminator,
+    images: Tensor,
+    epochs: int,
+    lr: float = 2e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, list[float]]:
     """Alternate a discriminator step and a generator step on every batch; return their losses and D's accuracy."""
     torch.manual_seed(seed)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -648,8 +707,9 @@ discriminator.eval()
 torch.manual_seed(2)
 with torch.no_grad():
     gan_samples = generator(torch.randn(500, 16))
-    eval_accuracy = ((discriminator(train_images[:500]) > 0).float().mean()
-                     + (discriminator(gan_samples) < 0).float().mean()).item() / 2
+    eval_accuracy = (
+        (discriminator(train_images[:500]) > 0).float().mean() + (discriminator(gan_samples) < 0).float().mean()
+    ).item() / 2
 image_grid(gan_samples[:24, 0], rows=3, title="GAN samples", height=330).show()
 
 sample_spread, data_spread = gan_samples.std(0).mean().item(), train_images.std(0).mean().item()
@@ -681,6 +741,7 @@ assert sample_spread > data_spread / 2
 # pixels. This operation is the map $M^\top$, which is also why it computes the gradient of a
 # convolution with respect to its input.
 
+
 # %% [exercise] conv_transpose2d difficulty=4 importance=2 minutes=30
 def conv_transpose2d(
     x: Float[Tensor, "batch in_channels height width"],
@@ -695,6 +756,7 @@ def conv_transpose2d(
     out_height = (height - 1) * stride + kernel_height - 2 * padding."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # For kernel position `(a, b)`: `torch.einsum("bihw,io->bohw", x, weight[:, :, a, b])` is what every
 # input pixel contributes, and `canvas[:, :, a : a + (H - 1) * stride + 1 : stride, b : b + (W - 1) * stride + 1 : stride]`
@@ -707,6 +769,7 @@ def conv_transpose2d(
 # %% [markdown]
 # As a final test, run the trained generator's layers by hand, with your transposed convolution in
 # place of `nn.ConvTranspose2d`: the images come out the same.
+
 
 # %%
 def generate_by_hand(z: Tensor) -> Tensor:

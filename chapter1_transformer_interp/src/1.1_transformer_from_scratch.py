@@ -105,6 +105,7 @@ print(tokens.shape, reference_logits.shape)
 # Parameters: `self.w` (ones) and `self.b` (zeros), each of shape `[d_model]`; keep `cfg` as
 # `self.cfg`.
 
+
 # %% [exercise] LayerNorm difficulty=1 importance=4 minutes=10
 class LayerNorm(nn.Module):
     def __init__(self, cfg: Config):
@@ -115,6 +116,7 @@ class LayerNorm(nn.Module):
     def forward(self, residual: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         """Normalise over d_model, then scale by w and shift by b."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # `residual.var(dim=-1, unbiased=False)` is the biased variance; or compute
@@ -128,6 +130,7 @@ class LayerNorm(nn.Module):
 # `p`, the same for every sequence in the batch. Initialise both with a normal distribution of
 # standard deviation `cfg.init_range`.
 
+
 # %% [exercise] Embed difficulty=1 importance=3 minutes=5
 class Embed(nn.Module):
     def __init__(self, cfg: Config):
@@ -138,8 +141,10 @@ class Embed(nn.Module):
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         raise NotImplementedError()
 
+
 # %% [hint]
 # Indexing a `[d_vocab, d_model]` tensor with a `[batch, pos]` integer tensor gives `[batch, pos, d_model]`.
+
 
 # %% [exercise] PosEmbed difficulty=1 importance=3 minutes=5
 class PosEmbed(nn.Module):
@@ -150,6 +155,7 @@ class PosEmbed(nn.Module):
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `einops.repeat(self.W_pos[:seq_len], "pos d -> batch pos d", batch=batch)`.
@@ -171,6 +177,7 @@ class PosEmbed(nn.Module):
 # `b_O` `[d_model]` (zeros); weights normal with std `cfg.init_range`. Register `IGNORE` with
 # `persistent=False` so it stays out of the state dict, and keep `self.cfg`.
 
+
 # %% [exercise] Attention difficulty=3 importance=5 minutes=25
 class Attention(nn.Module):
     IGNORE: Tensor
@@ -183,6 +190,7 @@ class Attention(nn.Module):
     def forward(self, normalized_resid_pre: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         """Causal multi-head self-attention."""
         raise NotImplementedError()
+
 
 # %% [hint]
 # `einops.einsum(x, self.W_Q, "b p d, h d e -> b p h e")` gives every head's queries at once;
@@ -201,14 +209,17 @@ class Attention(nn.Module):
 #
 # $$\text{gelu\_new}(x) = \tfrac{1}{2}x\left(1 + \tanh\left(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\right)\right).$$
 
+
 # %% [exercise] gelu_new difficulty=1 importance=2 minutes=5
 def gelu_new(x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
     """GPT-2's tanh approximation of GELU, elementwise."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # Write the formula with `torch.tanh` and `math.sqrt(2 / math.pi)`. (`torch.nn.functional.gelu`
 # without `approximate="tanh"` is the exact GELU, which differs slightly.)
+
 
 # %% [exercise] MLP difficulty=1 importance=4 minutes=10
 class MLP(nn.Module):
@@ -219,6 +230,7 @@ class MLP(nn.Module):
 
     def forward(self, normalized_resid_mid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `gelu_new(x @ self.W_in + self.b_in) @ self.W_out + self.b_out`.
@@ -233,6 +245,7 @@ class MLP(nn.Module):
 # $$\text{resid\_mid} = \text{resid\_pre} + \text{attn}(\text{ln1}(\text{resid\_pre})), \qquad
 # \text{resid\_post} = \text{resid\_mid} + \text{mlp}(\text{ln2}(\text{resid\_mid})).$$
 
+
 # %% [exercise] TransformerBlock difficulty=1 importance=5 minutes=10
 class TransformerBlock(nn.Module):
     def __init__(self, cfg: Config):
@@ -243,6 +256,7 @@ class TransformerBlock(nn.Module):
     def forward(self, resid_pre: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         raise NotImplementedError()
 
+
 # %% [hint]
 # Two lines: add the attention output to the stream, then add the MLP output to the result.
 
@@ -250,6 +264,7 @@ class TransformerBlock(nn.Module):
 # `Unembed` holds `W_U` `[d_model, d_vocab]` (normal, std `cfg.init_range`) and `b_U` `[d_vocab]`
 # (zeros). `DemoTransformer` puts everything together with submodules `embed`, `pos_embed`,
 # `blocks` (an `nn.ModuleList` of `n_layers` blocks), `ln_final` and `unembed`; keep `self.cfg`.
+
 
 # %% [exercise] Unembed difficulty=1 importance=3 minutes=5
 class Unembed(nn.Module):
@@ -261,8 +276,10 @@ class Unembed(nn.Module):
     def forward(self, normalized_resid_final: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab"]:
         raise NotImplementedError()
 
+
 # %% [hint]
 # `normalized_resid_final @ self.W_U + self.b_U`.
+
 
 # %% [exercise] DemoTransformer difficulty=2 importance=5 minutes=10
 class DemoTransformer(nn.Module):
@@ -273,6 +290,7 @@ class DemoTransformer(nn.Module):
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
         raise NotImplementedError()
+
 
 # %% [hint]
 # `residual = self.embed(tokens) + self.pos_embed(tokens)`, then `residual = block(residual)` for
@@ -313,10 +331,12 @@ assert len(template_positions) == 3 and probs[template_positions].min() > 0.9
 # The logits at position $i$ predict token $i+1$, so the loss of a batch is the mean, over every
 # position but the last, of $-\log \text{softmax}(\text{logits}_i)[\text{token}_{i+1}]$.
 
+
 # %% [exercise] next_token_loss difficulty=1 importance=5 minutes=10
 def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
     """Mean cross-entropy of predicting tokens[:, i + 1] from logits[:, i]."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])` picks the log-probabilities of
@@ -325,7 +345,9 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
 # %%
 demo_loss = next_token_loss(demo_logits, tokens).item()
 reference_loss = reference_model(tokens, return_type="loss").item()
-print(f"your loss {demo_loss:.4f}, TransformerLens' loss {reference_loss:.4f}, uniform guess {math.log(cfg.d_vocab):.4f}")
+print(
+    f"your loss {demo_loss:.4f}, TransformerLens' loss {reference_loss:.4f}, uniform guess {math.log(cfg.d_vocab):.4f}"
+)
 assert abs(demo_loss - reference_loss) < 1e-4
 
 # %% [markdown]
@@ -344,7 +366,9 @@ small_cfg = Config(d_model=48, n_layers=2, n_heads=3, d_head=16, d_mlp=192, n_ct
 print(small_cfg)
 
 
-def train(model: nn.Module, data: Int[Tensor, "n pos"], steps: int, batch_size: int, lr: float, seed: int = 0) -> list[float]:
+def train(
+    model: nn.Module, data: Int[Tensor, "n pos"], steps: int, batch_size: int, lr: float, seed: int = 0
+) -> list[float]:
     """AdamW on random batches of data; returns the loss of every step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(seed)
@@ -375,13 +399,14 @@ assert 1.3 < reference_loss < 1.6
 # The simplest, **greedy** decoding, always takes the most likely token. We generate from the zoo
 # weights in your `demo_model`.
 
+
 # %%
 def generate(model: nn.Module, prompt: str, n_new: int, pick_next) -> str:
     """Append n_new tokens to the prompt, each chosen by pick_next(logits [1, d_vocab], tokens [1, pos])."""
     tokens = reference_model.to_tokens(prompt)
     with torch.no_grad():
         for _ in range(n_new):
-            logits = model(tokens[:, -model.cfg.n_ctx:])[:, -1]
+            logits = model(tokens[:, -model.cfg.n_ctx :])[:, -1]
             tokens = torch.cat([tokens, pick_next(logits, tokens)[:, None]], dim=1)
     return reference_model.to_string(tokens[0, 1:])
 
@@ -404,29 +429,36 @@ print(generate(demo_model, prompt, 20, greedy))
 #
 # Each returns new logits (removed tokens get $-\infty$), and does not modify its input.
 
+
 # %% [exercise] apply_frequency_penalty difficulty=1 importance=2 minutes=10
-def apply_frequency_penalty(logits: Float[Tensor, "batch d_vocab"], tokens: Int[Tensor, "batch pos"],
-                            penalty: float) -> Float[Tensor, "batch d_vocab"]:
+def apply_frequency_penalty(
+    logits: Float[Tensor, "batch d_vocab"], tokens: Int[Tensor, "batch pos"], penalty: float
+) -> Float[Tensor, "batch d_vocab"]:
     """Subtract penalty times the number of times each token already occurs in its sequence."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `torch.zeros_like(logits).scatter_add(1, tokens, torch.ones_like(tokens, dtype=logits.dtype))`
 # counts each row's tokens.
+
 
 # %% [exercise] top_k_logits difficulty=1 importance=3 minutes=5
 def top_k_logits(logits: Float[Tensor, "batch d_vocab"], k: int) -> Float[Tensor, "batch d_vocab"]:
     """Keep the k largest logits of each row; set the rest to -inf."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # `logits.topk(k, dim=-1).values[:, -1:]` is each row's k-th largest logit.
+
 
 # %% [exercise] top_p_logits difficulty=2 importance=3 minutes=15
 def top_p_logits(logits: Float[Tensor, "batch d_vocab"], top_p: float) -> Float[Tensor, "batch d_vocab"]:
     """Keep the most probable tokens of each row, in order, until their probabilities add up to at
     least top_p (always at least one); set the rest to -inf."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Sort descending, then a token is kept when the probability mass *before* it (cumsum minus its own
@@ -435,9 +467,15 @@ def top_p_logits(logits: Float[Tensor, "batch d_vocab"], top_p: float) -> Float[
 # %% [markdown]
 # Put together, with a seeded generator so the samples are reproducible:
 
+
 # %%
-def sampler(temperature: float = 1.0, frequency_penalty: float = 0.0, top_k: int | None = None,
-            top_p: float | None = None, seed: int = 0):
+def sampler(
+    temperature: float = 1.0,
+    frequency_penalty: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+):
     """A pick_next function that samples with the given settings."""
     generator = torch.Generator().manual_seed(seed)
 
@@ -452,9 +490,14 @@ def sampler(temperature: float = 1.0, frequency_penalty: float = 0.0, top_k: int
     return pick_next
 
 
-for name, settings in {"T=1": {}, "T=0.5": {"temperature": 0.5}, "T=2": {"temperature": 2.0},
-                       "penalty 1": {"frequency_penalty": 1.0}, "top-k 5": {"top_k": 5},
-                       "top-p 0.9": {"top_p": 0.9}}.items():
+for name, settings in {
+    "T=1": {},
+    "T=0.5": {"temperature": 0.5},
+    "T=2": {"temperature": 2.0},
+    "penalty 1": {"frequency_penalty": 1.0},
+    "top-k 5": {"top_k": 5},
+    "top-p 0.9": {"top_p": 0.9},
+}.items():
     print(f"{name:10} {generate(demo_model, prompt, 20, sampler(**settings))}")
 
 # %% [markdown]
@@ -470,6 +513,7 @@ assert generate(demo_model, prompt, 20, sampler(temperature=1e-4)) == generate(d
 # `n_beams` most likely partial sequences (by summed log-probability); at each step it extends each
 # by its most likely continuations and keeps the best `n_beams` of all of them. With one beam it is
 # greedy decoding. It is given here rather than set as an exercise; read it and check the claim.
+
 
 # %%
 def beam_search(model: nn.Module, prompt: str, n_new: int, n_beams: int) -> tuple[list[str], Tensor]:
@@ -494,13 +538,14 @@ assert beam_search(demo_model, prompt, 12, n_beams=1)[0][0] == generate(demo_mod
 # %% [markdown]
 # Beam search's best sequence is at least as likely as greedy's (here, over 12 tokens):
 
+
 # %%
 def sequence_log_prob(model: nn.Module, text: str, n_prompt_tokens: int) -> float:
     """Summed log-probability of the tokens of text after its first n_prompt_tokens."""
     tokens = reference_model.to_tokens(text)
     with torch.no_grad():
         log_probs = model(tokens)[0, :-1].log_softmax(-1).gather(-1, tokens[0, 1:, None])[:, 0]
-    return log_probs[n_prompt_tokens - 1:].sum().item()
+    return log_probs[n_prompt_tokens - 1 :].sum().item()
 
 
 n_prompt = reference_model.to_tokens(prompt).shape[1]
@@ -523,11 +568,14 @@ assert beam_scores[0].item() >= sequence_log_prob(demo_model, greedy_text, n_pro
 # ...). Two things change from `Attention.forward`: the new tokens' positions start at the cache's
 # length, and the causal mask compares *absolute* positions (query $p$ sees keys $\le p$).
 
+
 # %% [exercise] cached_forward difficulty=3 importance=3 minutes=30
-def cached_forward(model: DemoTransformer, tokens: Int[Tensor, "batch new_pos"], cache: KVCache | None
-                   ) -> tuple[Float[Tensor, "batch new_pos d_vocab"], KVCache]:
+def cached_forward(
+    model: DemoTransformer, tokens: Int[Tensor, "batch new_pos"], cache: KVCache | None
+) -> tuple[Float[Tensor, "batch new_pos d_vocab"], KVCache]:
     """Logits for the new tokens, which continue the sequences cached in `cache`, and the extended cache."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `offset = 0 if cache is None else cache[0][0].shape[1]`; the positional embedding of the new
@@ -541,6 +589,7 @@ def cached_forward(model: DemoTransformer, tokens: Int[Tensor, "batch new_pos"],
 # %% [markdown]
 # Now generate greedily with the cache (the prompt in one call, then one token per call) and
 # without it. The tokens must be identical.
+
 
 # %%
 def generate_cached(model: DemoTransformer, prompt: str, n_new: int) -> str:

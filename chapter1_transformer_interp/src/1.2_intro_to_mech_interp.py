@@ -58,8 +58,17 @@ torch.set_grad_enabled(False)  # we only read the model in this section
 # %%
 model = load_model("attn-only-2l", device="cpu")
 metrics = json.loads((MODELS_DIR / "attn-only-2l" / "metrics.json").read_text())
-print(model.cfg.n_layers, "layers,", model.cfg.n_heads, "heads per layer, d_model", model.cfg.d_model,
-      ", d_head", model.cfg.d_head, ", vocabulary", model.cfg.d_vocab)
+print(
+    model.cfg.n_layers,
+    "layers,",
+    model.cfg.n_heads,
+    "heads per layer, d_model",
+    model.cfg.d_model,
+    ", d_head",
+    model.cfg.d_head,
+    ", vocabulary",
+    model.cfg.d_vocab,
+)
 print("heads named by the zoo's training script:", metrics["heads"])
 assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.attn_only) == (2, 4, True)
 
@@ -106,6 +115,7 @@ assert seen == {"blocks.1.attn.hook_z": (1, tokens.shape[1], 4, 16)}
 # random tokens, then the same tokens again. The first half is unpredictable; the second half
 # is predictable only by looking back at the first copy. First, generate it.
 
+
 # %% [exercise] generate_repeated_tokens difficulty=1 importance=3 minutes=8
 def generate_repeated_tokens(
     token_ids: Int[Tensor, " n_ids"], n_sequences: int, half_len: int, bos_token_id: int, seed: int = 0
@@ -115,6 +125,7 @@ def generate_repeated_tokens(
     The draw is `torch.randint(len(token_ids), (n_sequences, half_len), generator=g)` with
     `g = torch.Generator().manual_seed(seed)`, used as indices into token_ids."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Index `token_ids` with the random indices to get the half, make a `(n_sequences, 1)` column of
@@ -128,7 +139,7 @@ HALF_LEN = 24
 rep_tokens = generate_repeated_tokens(word_token_ids(model), 32, HALF_LEN, model.tokenizer.bos_token_id, seed=0)
 rep_logits, rep_cache = model.run_with_cache(rep_tokens)
 assert rep_tokens.shape == (32, 1 + 2 * HALF_LEN)
-assert torch.equal(rep_tokens[:, 1:1 + HALF_LEN], rep_tokens[:, 1 + HALF_LEN:])
+assert torch.equal(rep_tokens[:, 1 : 1 + HALF_LEN], rep_tokens[:, 1 + HALF_LEN :])
 
 # %% [markdown]
 # circuitsvis draws interactive attention patterns (hover over a token to see where it looks).
@@ -146,8 +157,13 @@ cv.attention.attention_patterns(tokens=str_tokens, attention=rep_cache["pattern"
 # columns keys). One head is a sharp sub-diagonal line: it attends to the previous token.
 
 # %%
-fig = px.imshow(rep_cache["pattern", 0][0].numpy(), facet_col=0, color_continuous_scale="Blues",
-                labels=dict(x="key position", y="query position"), title="layer 0 attention, sequence 0")
+fig = px.imshow(
+    rep_cache["pattern", 0][0].numpy(),
+    facet_col=0,
+    color_continuous_scale="Blues",
+    labels=dict(x="key position", y="query position"),
+    title="layer 0 attention, sequence 0",
+)
 for i, annotation in enumerate(fig.layout.annotations):
     annotation.text = f"L0H{i}"
 fig.show()
@@ -163,10 +179,12 @@ fig.show()
 #
 # Each takes one layer's pattern and returns a score per head.
 
+
 # %% [exercise] current_token_scores difficulty=1 importance=3 minutes=5
 def current_token_scores(pattern: Float[Tensor, "batch head query key"]) -> Float[Tensor, " head"]:
     """Mean attention each head pays from a position to itself (over batch and every query)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `pattern.diagonal(dim1=-2, dim2=-1)` has axes (batch, head, position); average axes 0 and -1.
@@ -174,10 +192,12 @@ def current_token_scores(pattern: Float[Tensor, "batch head query key"]) -> Floa
 # %%
 check("current_token_scores", current_token_scores)
 
+
 # %% [exercise] previous_token_scores difficulty=1 importance=4 minutes=5
 def previous_token_scores(pattern: Float[Tensor, "batch head query key"]) -> Float[Tensor, " head"]:
     """Mean attention from each position to the one before it (queries 1 onwards)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `diagonal(offset=-1, dim1=-2, dim2=-1)` holds the entries [q, q-1] for q = 1, 2, ...
@@ -185,10 +205,12 @@ def previous_token_scores(pattern: Float[Tensor, "batch head query key"]) -> Flo
 # %%
 check("previous_token_scores", previous_token_scores)
 
+
 # %% [exercise] first_token_scores difficulty=1 importance=3 minutes=5
 def first_token_scores(pattern: Float[Tensor, "batch head query key"]) -> Float[Tensor, " head"]:
     """Mean attention from each position to position 0 (the BOS), over batch and every query."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # The key axis is last: `pattern[..., 0]`.
@@ -199,16 +221,19 @@ check("first_token_scores", first_token_scores)
 # %% [markdown]
 # To name heads, turn a (layer, head) table of scores into names `"L{layer}H{head}"`.
 
+
 # %% [exercise] heads_above difficulty=1 importance=2 minutes=5
 def heads_above(scores: Float[Tensor, "layer head"], threshold: float) -> list[str]:
     """Names "L{layer}H{head}" of the heads whose score exceeds threshold, in layer then head order."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `(scores > threshold).nonzero().tolist()` gives `[layer, head]` pairs in order.
 
 # %%
 check("heads_above", heads_above)
+
 
 # %%
 def per_layer(score_fn) -> Float[Tensor, "layer head"]:
@@ -233,12 +258,14 @@ assert scores["previous"][0, 3] > 0.9
 # model gave each actual next token. Logits at position $p$ predict token $p+1$, so the output
 # has one position fewer than the input.
 
+
 # %% [exercise] token_log_probs difficulty=1 importance=4 minutes=8
 def token_log_probs(
     logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "batch pos-1"]:
     """Log-probability the model gave to each actual next token: entry [b, p] is for tokens[b, p + 1]."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `logits[:, :-1].log_softmax(-1)`, then `.gather(-1, tokens[:, 1:, None])` and drop the last axis.
@@ -250,10 +277,16 @@ check("token_log_probs", token_log_probs)
 loss_per_position = -token_log_probs(rep_logits, rep_tokens).mean(0)
 first_half_loss = loss_per_position[:HALF_LEN].mean().item()
 repeat_loss = loss_per_position[HALF_LEN:].mean().item()
-print(f"loss on the first half {first_half_loss:.2f} (uniform guessing: {torch.log(torch.tensor(len(word_token_ids(model)))):.2f}), "
-      f"on the repeat {repeat_loss:.2f}")
-line({"loss": loss_per_position.tolist()}, title="loss per position on repeated random tokens",
-     xaxis="position of the predicted token - 1", yaxis="loss").show()
+print(
+    f"loss on the first half {first_half_loss:.2f} (uniform guessing: {torch.log(torch.tensor(len(word_token_ids(model)))):.2f}), "
+    f"on the repeat {repeat_loss:.2f}"
+)
+line(
+    {"loss": loss_per_position.tolist()},
+    title="loss per position on repeated random tokens",
+    xaxis="position of the predicted token - 1",
+    yaxis="loss",
+).show()
 assert first_half_loss > 5.5 and repeat_loss < 1.0
 
 # %% [markdown]
@@ -264,6 +297,7 @@ assert first_half_loss > 5.5 and repeat_loss < 1.0
 # is $p - $ `half_len` $+ 1$: a diagonal with offset $-($`half_len`$-1)$. The induction score is
 # the mean attention on that diagonal over queries in the repeated half.
 
+
 # %% [exercise] induction_scores difficulty=2 importance=5 minutes=12
 def induction_scores(pattern: Float[Tensor, "batch head query key"], half_len: int) -> Float[Tensor, " head"]:
     """Mean attention from each token of the repeated half to the token just after its first copy.
@@ -271,6 +305,7 @@ def induction_scores(pattern: Float[Tensor, "batch head query key"], half_len: i
     Sequences are BOS + half + half, so the query at position p (p > half_len) sees its token's
     first copy at p - half_len and the induction target at p - half_len + 1."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `pattern.diagonal(offset=-(half_len - 1), dim1=-2, dim2=-1)` starts at query half_len - 1.
@@ -307,6 +342,7 @@ assert heads_above(induction, 0.7) == ["L1H0", "L1H1", "L1H2", "L1H3"]
 # Write a hook on `hook_z` (axes batch, pos, head, d_head) that zeroes one head's output. Extra
 # arguments are bound with `functools.partial`, since a hook is called as `hook_fn(activation, hook)`.
 
+
 # %% [exercise] ablate_head_hook difficulty=1 importance=5 minutes=8
 def ablate_head_hook(
     z: Float[Tensor, "batch pos head d_head"], hook: HookPoint, head_index: int
@@ -314,11 +350,13 @@ def ablate_head_hook(
     """A hook on hook_z that zeroes one head's output at every position."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # `z[:, :, head_index] = 0.0`, then return z (editing the activation in a hook is fine).
 
 # %%
 check("ablate_head_hook", ablate_head_hook)
+
 
 # %%
 def repeat_loss_with(hooks) -> float:
@@ -336,9 +374,9 @@ print(f"repeat loss, nothing ablated: {repeat_loss:.2f}")
 for name, value in ablated.items():
     print(f"  {name} ablated: {value:.2f} (+{value - repeat_loss:.2f})")
 print(f"  all four layer-1 heads ablated: {all_induction:.2f}")
-assert ablated["L1H1"] - repeat_loss > 0.15             # the strongest induction head alone
-assert ablated["L0H3"] - repeat_loss > 4.0              # the previous-token head: induction collapses
-assert all_induction - repeat_loss > 3.0                # every induction head at once
+assert ablated["L1H1"] - repeat_loss > 0.15  # the strongest induction head alone
+assert ablated["L0H3"] - repeat_loss > 4.0  # the previous-token head: induction collapses
+assert all_induction - repeat_loss > 3.0  # every induction head at once
 assert max(ablated[f"L0H{h}"] for h in range(3)) - repeat_loss < 1.0  # other layer-0 heads matter less
 
 # %% [markdown]
@@ -361,6 +399,7 @@ assert max(ablated[f"L0H{h}"] for h in range(3)) - repeat_loss < 1.0  # other la
 # the unembedding column of a token. Direct logit attribution (DLA) computes, for each part and
 # position, how much it adds to the logit of the *correct* next token.
 
+
 # %% [exercise] direct_logit_attribution difficulty=2 importance=4 minutes=10
 def direct_logit_attribution(
     components: Float[Tensor, "component pos d_model"],
@@ -371,6 +410,7 @@ def direct_logit_attribution(
     token that comes next there: components[c, p] @ W_U[:, next_tokens[p]]."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # `W_U[:, next_tokens]` has axes (d_model, pos). Then `einops.einsum(components, that, "c p d, d p -> c p")`.
 
@@ -380,11 +420,19 @@ check("direct_logit_attribution", direct_logit_attribution)
 # %%
 seq = 0
 head_outputs = einops.einsum(
-    torch.stack([rep_cache["z", layer][seq] for layer in range(2)]), model.W_O,
-    "layer pos head d_head, layer head d_head d_model -> layer head pos d_model")
+    torch.stack([rep_cache["z", layer][seq] for layer in range(2)]),
+    model.W_O,
+    "layer pos head d_head, layer head d_head d_model -> layer head pos d_model",
+)
 names = ["embed", "pos_embed", *[f"L{l}H{h}" for l in range(2) for h in range(4)], "b_O"]
-parts = torch.cat([rep_cache["embed"][seq][None], rep_cache["pos_embed"][seq][None],
-                   head_outputs.flatten(0, 1), model.b_O.sum(0).expand(1, rep_tokens.shape[1], -1)])
+parts = torch.cat(
+    [
+        rep_cache["embed"][seq][None],
+        rep_cache["pos_embed"][seq][None],
+        head_outputs.flatten(0, 1),
+        model.b_O.sum(0).expand(1, rep_tokens.shape[1], -1),
+    ]
+)
 assert torch.allclose(parts.sum(0), rep_cache["resid_post", 1][seq], atol=1e-4)
 # The final LayerNorm: centre each part, divide by the position's scale; its weight goes into W_U.
 normed = (parts - parts.mean(-1, keepdim=True)) / rep_cache["ln_final.hook_scale"][seq]
@@ -423,6 +471,7 @@ assert top.startswith("L1"), top
 # without multiplying it out; `.AB` forms it, and it has `.T`, `.eigenvalues`, `.norm()` and
 # more. (We leave out LayerNorm here, a common simplification.)
 
+
 # %% [exercise] full_ov_circuit difficulty=1 importance=4 minutes=8
 def full_ov_circuit(
     W_E: Float[Tensor, "d_vocab d_model"],
@@ -434,11 +483,13 @@ def full_ov_circuit(
     entry [s, d] is how much attending to token s raises the logit of token d."""
     raise NotImplementedError()
 
+
 # %% [hint]
 # Split the product at the head dimension: `FactoredMatrix(W_E @ W_V, W_O @ W_U)`.
 
 # %%
 check("full_ov_circuit", full_ov_circuit)
+
 
 # %% [exercise] full_qk_circuit difficulty=1 importance=3 minutes=8
 def full_qk_circuit(
@@ -449,6 +500,7 @@ def full_qk_circuit(
     """W_E W_Q (W_E W_K)^T as a FactoredMatrix: entry [q, k] is the attention score a query token q
     gives a key token k (token embeddings only, unscaled)."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # Rows index queries, columns keys: `FactoredMatrix(W_E @ W_Q, (W_E @ W_K).T)`.
@@ -461,8 +513,10 @@ words = word_token_ids(model)
 ov = full_ov_circuit(model.W_E, model.W_V[1, 1], model.W_O[1, 1], model.W_U).AB[words][:, words]
 copy_accuracy = (ov.argmax(-1) == torch.arange(len(words))).float().mean().item()
 top5 = (ov.topk(5, dim=-1).indices == torch.arange(len(words))[:, None]).any(-1).float().mean().item()
-print(f"L1H1's OV circuit: the token it raises most is the attended token itself for {copy_accuracy:.0%} of "
-      f"tokens, and is among its top 5 for {top5:.0%} (chance: {5 / len(words):.1%})")
+print(
+    f"L1H1's OV circuit: the token it raises most is the attended token itself for {copy_accuracy:.0%} of "
+    f"tokens, and is among its top 5 for {top5:.0%} (chance: {5 / len(words):.1%})"
+)
 assert copy_accuracy > 0.4 and top5 > 0.75
 qk0 = full_qk_circuit(model.W_E, model.W_Q[0, 3], model.W_K[0, 3])
 assert qk0.AB.shape == (model.cfg.d_vocab, model.cfg.d_vocab) and qk0.mdim == model.cfg.d_head
@@ -485,12 +539,14 @@ assert qk0.AB.shape == (model.cfg.d_vocab, model.cfg.d_vocab) and qk0.mdim == mo
 # For K-composition, $W_A$ is the layer-0 head's $W_V W_O$ and $W_B$ is the layer-1 head's
 # $(W_Q W_K^\top)^\top$ (the key side reads through $W_K W_Q^\top$).
 
+
 # %% [exercise] composition_score difficulty=1 importance=4 minutes=8
 def composition_score(
     W_A: Float[Tensor, "d_model d_model"], W_B: Float[Tensor, "d_model d_model"]
 ) -> Float[Tensor, ""]:
     """||W_A W_B||_F / (||W_A||_F ||W_B||_F): how much of what W_A writes W_B reads."""
     raise NotImplementedError()
+
 
 # %% [hint]
 # `torch.linalg.matrix_norm` is the Frobenius norm by default.
@@ -502,8 +558,13 @@ check("composition_score", composition_score)
 W_OV0 = FactoredMatrix(model.W_V[0], model.W_O[0]).AB  # (head, d_model, d_model)
 W_QK1 = FactoredMatrix(model.W_Q[1], model.W_K[1].transpose(-1, -2)).AB
 k_comp = torch.tensor([[composition_score(W_OV0[h0], W_QK1[h1].T).item() for h1 in range(4)] for h0 in range(4)])
-fig = px.imshow(k_comp.numpy(), labels=dict(x="layer-1 head", y="layer-0 head"), color_continuous_scale="Blues",
-                title="K-composition scores", text_auto=".2f")
+fig = px.imshow(
+    k_comp.numpy(),
+    labels=dict(x="layer-1 head", y="layer-0 head"),
+    color_continuous_scale="Blues",
+    title="K-composition scores",
+    text_auto=".2f",
+)
 fig.show()
 assert k_comp.argmax(0).tolist() == [3, 3, 3, 3]  # every layer-1 head's keys read L0H3 most
 

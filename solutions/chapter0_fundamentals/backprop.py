@@ -31,7 +31,10 @@ Arr = np.ndarray
 
 # ----------------------------------------------------------------------------- backward functions (part 1)
 
-def log_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+
+def log_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = log(x): dL/dx = dL/dout / x."""
     return grad_out / x
 
@@ -67,6 +70,7 @@ def add_back1(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr 
 
 
 # ----------------------------------------------------------------------------- the registry and the Tensor
+
 
 class BackwardFunctions:
     """Which backward function gives the gradient of each argument of each op, keyed by (op name, index)."""
@@ -237,6 +241,7 @@ _matmul = _op("matmul", _matmul2d)
 
 # ----------------------------------------------------------------------------- walking the graph (part 2)
 
+
 def topological_sort(end_node: Tensor) -> list[Tensor]:
     """Every tensor the end node was computed from through recipes (and the end node itself), each once,
     every tensor after all of its parents, so the end node comes last."""
@@ -276,23 +281,31 @@ def backprop(end_node: Tensor, end_grad: Tensor | None = None, back_funcs: Backw
 
 # ----------------------------------------------------------------------------- more backward functions (part 3)
 
-def negative_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+
+def negative_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = -x."""
     return -grad_out
 
 
-def exp_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+def exp_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = exp(x): the derivative of exp is exp, which is `out`."""
     return grad_out * out
 
 
-def relu_back(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]) -> Float[Arr, "*shape"]:
+def relu_back(
+    grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = max(x, 0): the gradient passes where x > 0 (and, as in torch, not at x = 0)."""
     return grad_out * (x > 0)
 
 
-def reshape_back(grad_out: Float[Arr, "*new_shape"], out: Float[Arr, "*new_shape"], x: Float[Arr, "*shape"],
-                 shape: tuple[int, ...]) -> Float[Arr, "*shape"]:
+def reshape_back(
+    grad_out: Float[Arr, "*new_shape"], out: Float[Arr, "*new_shape"], x: Float[Arr, "*shape"], shape: tuple[int, ...]
+) -> Float[Arr, "*shape"]:
     """Backward function of out = x.reshape(shape)."""
     return grad_out.reshape(x.shape)
 
@@ -318,14 +331,16 @@ def max_back(grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None,
     return grad_out * is_max / is_max.sum(axis=dim, keepdims=True)
 
 
-def matmul2d_back0(grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
-                   ) -> Float[Arr, "m k"]:
+def matmul2d_back0(
+    grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
+) -> Float[Arr, "m k"]:
     """Backward function of out = x @ y (2-D), for x."""
     return grad_out @ y.T
 
 
-def matmul2d_back1(grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
-                   ) -> Float[Arr, "k n"]:
+def matmul2d_back1(
+    grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
+) -> Float[Arr, "k n"]:
     """Backward function of out = x @ y (2-D), for y."""
     return x.T @ grad_out
 
@@ -345,6 +360,7 @@ BACK_FUNCS.add("matmul", matmul2d_back0, matmul2d_back1)
 
 
 # ----------------------------------------------------------------------------- training (part 4)
+
 
 class Parameter(Tensor):
     """A tensor a Module learns: it requires grad, and Module.parameters() finds it."""

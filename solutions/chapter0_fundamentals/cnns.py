@@ -56,7 +56,7 @@ class Flatten(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
-        shape = x.shape[:start] + (-1,) + x.shape[end + 1:]
+        shape = x.shape[:start] + (-1,) + x.shape[end + 1 :]
         return x.reshape(shape)
 
 
@@ -77,8 +77,9 @@ class SimpleMLP(nn.Module):
 # ----------------------------------------------------------------------------- training and evaluating
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
-                loader: Iterable[tuple[Tensor, Tensor]]) -> list[float]:
+def train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable[tuple[Tensor, Tensor]]
+) -> list[float]:
     """One pass over the loader's (images, labels) batches, one optimizer step per batch on the
     cross-entropy loss, with the model in training mode. Returns each batch's loss (before its step)."""
     model.train()
@@ -113,8 +114,15 @@ class Conv2d(nn.Module):
     parameter at all when bias=False. Both uniform in +-1/sqrt(in_channels * kernel_size**2).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 bias: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -126,8 +134,10 @@ class Conv2d(nn.Module):
         return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, bias={self.bias is not None}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, bias={self.bias is not None}"
+        )
 
 
 class MaxPool2d(nn.Module):
@@ -266,11 +276,14 @@ class ResNet34(nn.Module):
             MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
         in_features_per_group = [stem_features, *out_features_per_group[:-1]]
-        self.residual_layers = nn.Sequential(*[
-            BlockGroup(n, in_feats, out_feats, stride)
-            for n, in_feats, out_feats, stride
-            in zip(n_blocks_per_group, in_features_per_group, out_features_per_group, first_strides_per_group)
-        ])
+        self.residual_layers = nn.Sequential(
+            *[
+                BlockGroup(n, in_feats, out_feats, stride)
+                for n, in_feats, out_feats, stride in zip(
+                    n_blocks_per_group, in_features_per_group, out_features_per_group, first_strides_per_group
+                )
+            ]
+        )
         self.out_layers = nn.Sequential(AveragePool(), Flatten(), Linear(out_features_per_group[-1], n_classes))
 
     def forward(self, x: Float[Tensor, "batch in_channels height width"]) -> Float[Tensor, "batch n_classes"]:
@@ -294,8 +307,9 @@ def as_strided_matmul(a: Float[Tensor, "i j"], b: Float[Tensor, "j k"]) -> Float
     return (a_expanded * b_expanded).sum(dim=1)
 
 
-def conv1d_minimal(x: Float[Tensor, "batch in_channels width"],
-                   weights: Float[Tensor, "out_channels in_channels kernel_width"]) -> Float[Tensor, "batch out_channels ow"]:
+def conv1d_minimal(
+    x: Float[Tensor, "batch in_channels width"], weights: Float[Tensor, "out_channels in_channels kernel_width"]
+) -> Float[Tensor, "batch out_channels ow"]:
     """Like F.conv1d with stride 1, no padding and no bias."""
     batch, in_channels, width = x.shape
     kernel_width = weights.shape[-1]
@@ -305,18 +319,22 @@ def conv1d_minimal(x: Float[Tensor, "batch in_channels width"],
     return einops.einsum(windows, weights, "b c ow kw, o c kw -> b o ow")
 
 
-def pad2d(x: Float[Tensor, "... height width"], left: int, right: int, top: int, bottom: int,
-          pad_value: float) -> Float[Tensor, "... top+height+bottom left+width+right"]:
+def pad2d(
+    x: Float[Tensor, "... height width"], left: int, right: int, top: int, bottom: int, pad_value: float
+) -> Float[Tensor, "... top+height+bottom left+width+right"]:
     """A new tensor: x with rows of pad_value added above and below, and columns left and right."""
     *batch, height, width = x.shape
     out = x.new_full((*batch, top + height + bottom, left + width + right), pad_value)
-    out[..., top:top + height, left:left + width] = x
+    out[..., top : top + height, left : left + width] = x
     return out
 
 
-def conv2d_strided(x: Float[Tensor, "batch in_channels height width"],
-                   weights: Float[Tensor, "out_channels in_channels kernel_height kernel_width"],
-                   stride: int = 1, padding: int = 0) -> Float[Tensor, "batch out_channels oh ow"]:
+def conv2d_strided(
+    x: Float[Tensor, "batch in_channels height width"],
+    weights: Float[Tensor, "out_channels in_channels kernel_height kernel_width"],
+    stride: int = 1,
+    padding: int = 0,
+) -> Float[Tensor, "batch out_channels oh ow"]:
     """Like F.conv2d without bias, with the same stride and zero padding on both axes."""
     x = pad2d(x, padding, padding, padding, padding, 0.0)
     batch, in_channels, height, width = x.shape
@@ -324,13 +342,16 @@ def conv2d_strided(x: Float[Tensor, "batch in_channels height width"],
     out_height = (height - kernel_height) // stride + 1
     out_width = (width - kernel_width) // stride + 1
     s_b, s_c, s_h, s_w = x.stride()
-    windows = x.as_strided((batch, in_channels, out_height, out_width, kernel_height, kernel_width),
-                           (s_b, s_c, s_h * stride, s_w * stride, s_h, s_w))
+    windows = x.as_strided(
+        (batch, in_channels, out_height, out_width, kernel_height, kernel_width),
+        (s_b, s_c, s_h * stride, s_w * stride, s_h, s_w),
+    )
     return einops.einsum(windows, weights, "b c oh ow kh kw, o c kh kw -> b o oh ow")
 
 
-def maxpool2d_strided(x: Float[Tensor, "batch channels height width"], kernel_size: int, stride: int | None = None,
-                      padding: int = 0) -> Float[Tensor, "batch channels oh ow"]:
+def maxpool2d_strided(
+    x: Float[Tensor, "batch channels height width"], kernel_size: int, stride: int | None = None, padding: int = 0
+) -> Float[Tensor, "batch channels oh ow"]:
     """Like F.max_pool2d: stride defaults to kernel_size, and padding never wins the maximum."""
     stride = kernel_size if stride is None else stride
     x = pad2d(x, padding, padding, padding, padding, float("-inf"))
@@ -338,6 +359,8 @@ def maxpool2d_strided(x: Float[Tensor, "batch channels height width"], kernel_si
     out_height = (height - kernel_size) // stride + 1
     out_width = (width - kernel_size) // stride + 1
     s_b, s_c, s_h, s_w = x.stride()
-    windows = x.as_strided((batch, channels, out_height, out_width, kernel_size, kernel_size),
-                           (s_b, s_c, s_h * stride, s_w * stride, s_h, s_w))
+    windows = x.as_strided(
+        (batch, channels, out_height, out_width, kernel_size, kernel_size),
+        (s_b, s_c, s_h * stride, s_w * stride, s_h, s_w),
+    )
     return windows.amax(dim=(-2, -1))

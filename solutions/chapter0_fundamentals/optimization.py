@@ -33,14 +33,20 @@ from course.data import digits
 # ----------------------------------------------------------------------------- loss landscapes
 
 
-def rosenbrock(x: Float[Tensor, "*shape"], y: Float[Tensor, "*shape"], a: float = 1.0, b: float = 100.0
-               ) -> Float[Tensor, "*shape"]:
+def rosenbrock(
+    x: Float[Tensor, "*shape"], y: Float[Tensor, "*shape"], a: float = 1.0, b: float = 100.0
+) -> Float[Tensor, "*shape"]:
     """Rosenbrock's banana-shaped valley (a - x)^2 + b (y - x^2)^2, elementwise; its minimum is 0 at (a, a^2)."""
     return (a - x) ** 2 + b * (y - x**2) ** 2
 
 
-def optimizer_path(fn: Callable[[Tensor, Tensor], Tensor], start: Float[Tensor, "2"], optimizer_class: type,
-                   hyperparameters: dict[str, Any], n_steps: int) -> Float[Tensor, "points=n_steps+1 2"]:
+def optimizer_path(
+    fn: Callable[[Tensor, Tensor], Tensor],
+    start: Float[Tensor, "2"],
+    optimizer_class: type,
+    hyperparameters: dict[str, Any],
+    n_steps: int,
+) -> Float[Tensor, "points=n_steps+1 2"]:
     """Minimise fn(x, y) from `start` with n_steps steps of the optimizer; return every point visited,
     the start included."""
     point = start.detach().clone().requires_grad_(True)
@@ -87,8 +93,15 @@ class RMSprop:
     """RMSprop as torch.optim.RMSprop computes it (centered=False): divide each gradient by a running
     root-mean-square of its recent values."""
 
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 0.01,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+    ):
         self.params = list(params)
         self.lr, self.alpha, self.eps, self.weight_decay, self.momentum = lr, alpha, eps, weight_decay, momentum
         self.square_avg = [torch.zeros_like(p) for p in self.params]
@@ -115,8 +128,14 @@ class RMSprop:
 class Adam:
     """Adam as torch.optim.Adam computes it (amsgrad=False), with L2 weight decay added to the gradient."""
 
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         self.params = list(params)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.m = [torch.zeros_like(p) for p in self.params]
@@ -146,8 +165,14 @@ class AdamW:
     """AdamW as torch.optim.AdamW computes it: Adam, with weight decay applied to the parameters
     directly ("decoupled") instead of through the gradient."""
 
-    def __init__(self, params: Iterable[nn.Parameter], lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01):
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
         self.params = list(params)
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.m = [torch.zeros_like(p) for p in self.params]
@@ -178,8 +203,9 @@ class GroupedSGD:
     "params" and optionally its own "lr", "momentum" or "weight_decay"; a missing key takes the
     constructor's value."""
 
-    def __init__(self, params: list[dict[str, Any]], lr: float = 0.001, momentum: float = 0.0,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params: list[dict[str, Any]], lr: float = 0.001, momentum: float = 0.0, weight_decay: float = 0.0
+    ):
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
         self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in params]
         seen = [p for group in self.param_groups for p in group["params"]]
@@ -209,7 +235,10 @@ class GroupedSGD:
 # ----------------------------------------------------------------------------- sweeps and experiment tracking
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
 }
 
 
@@ -258,8 +287,14 @@ def run_sweep(grid: dict[str, list], directory: str, project: str) -> list[float
     quiet = wandb.Settings(silent=True, console="off", save_code=False, x_disable_stats=True, x_disable_meta=True)
     accuracies = []
     for config in expand_grid(grid):
-        run = wandb.init(project=project, dir=directory, mode="offline", config=config,
-                         name="-".join(f"{k}={v}" for k, v in config.items()), settings=quiet)
+        run = wandb.init(
+            project=project,
+            dir=directory,
+            mode="offline",
+            config=config,
+            name="-".join(f"{k}={v}" for k, v in config.items()),
+            settings=quiet,
+        )
         accuracies.append(train_digits(config, run.log))
         run.finish()
     return accuracies
@@ -279,7 +314,7 @@ def _wandb_records(path: Path) -> Iterable[Any]:
             position += block - position % block
             continue
         length, kind = struct.unpack_from("<HB", data, position + 4)
-        pieces += data[position + 7: position + 7 + length]
+        pieces += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind == 0:
             break
@@ -348,16 +383,26 @@ def _free_port() -> int:
 def _worker(fn: Callable, rank: int, world_size: int, port: int, timeout_s: float, results: Any, args: tuple) -> None:
     torch.set_num_threads(1)  # two processes on a two-core machine: one thread each
     try:
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
-                                timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group(
+            "gloo",
+            init_method=f"tcp://127.0.0.1:{port}",
+            rank=rank,
+            world_size=world_size,
+            timeout=timedelta(seconds=timeout_s),
+        )
         try:
             results.put((rank, "ok", pickle.dumps(fn(*args))))
         finally:
             dist.destroy_process_group()
     except BaseException as error:  # noqa: BLE001 - every failure is reported to the parent
-        frames = [f for f in traceback.extract_tb(error.__traceback__)
-                  if "site-packages" not in f.filename and f.filename != __file__]
-        where = f" (in {frames[-1].name}, line {frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
+        frames = [
+            f
+            for f in traceback.extract_tb(error.__traceback__)
+            if "site-packages" not in f.filename and f.filename != __file__
+        ]
+        where = (
+            f" (in {frames[-1].name}, line {frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
+        )
         results.put((rank, type(error).__name__, f"{error}{where}"))
 
 
@@ -370,8 +415,10 @@ def launch_gloo(fn: Callable, world_size: int, *args: Any, timeout_s: float = 30
     context = mp.get_context("fork")
     results = context.Queue()
     port = _free_port()
-    workers = [context.Process(target=_worker, args=(fn, rank, world_size, port, timeout_s, results, args), daemon=True)
-               for rank in range(world_size)]
+    workers = [
+        context.Process(target=_worker, args=(fn, rank, world_size, port, timeout_s, results, args), daemon=True)
+        for rank in range(world_size)
+    ]
     for worker in workers:
         worker.start()
     outputs: dict[int, Any] = {}
@@ -380,8 +427,10 @@ def launch_gloo(fn: Callable, world_size: int, *args: Any, timeout_s: float = 30
             try:
                 rank, status, payload = results.get(timeout=timeout_s + 10)
             except queue.Empty:
-                raise TimeoutError(f"the process group did not finish within {timeout_s + 10:.0f} s "
-                                   "(a send without a matching recv, or a collective some rank skipped?)") from None
+                raise TimeoutError(
+                    f"the process group did not finish within {timeout_s + 10:.0f} s "
+                    "(a send without a matching recv, or a collective some rank skipped?)"
+                ) from None
             if status == "NotImplementedError":
                 raise NotImplementedError(payload)
             if status != "ok":
@@ -450,8 +499,12 @@ def all_reduce_ring(tensor: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- distributed: data-parallel training
 
 
-def ddp_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Float[Tensor, "batch ..."],
-                   targets: Int[Tensor, "batch"]) -> float:
+def ddp_train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: Float[Tensor, "batch ..."],
+    targets: Int[Tensor, "batch"],
+) -> float:
     """One data-parallel step on the global batch: this rank takes every world_size-th example from its
     rank on, computes the mean cross-entropy on that shard, averages gradients over ranks with
     dist.all_reduce, and steps. The batch size must be a multiple of the world size. Returns the loss on the whole global batch (the average over ranks)."""

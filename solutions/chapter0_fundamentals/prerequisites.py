@@ -19,8 +19,9 @@ _GLYPHS = {
     5: ["#####", "#....", "####.", "....#", "....#", "#...#", ".###."],
 }
 # One RGB ink colour per digit: red, orange, yellow, green, blue, purple.
-_COLOURS = torch.tensor([[0.9, 0.2, 0.2], [0.9, 0.6, 0.1], [0.8, 0.8, 0.1],
-                         [0.2, 0.7, 0.3], [0.2, 0.4, 0.9], [0.6, 0.3, 0.8]])
+_COLOURS = torch.tensor(
+    [[0.9, 0.2, 0.2], [0.9, 0.6, 0.1], [0.8, 0.8, 0.1], [0.2, 0.7, 0.3], [0.2, 0.4, 0.9], [0.6, 0.3, 0.8]]
+)
 
 
 def digit_images(scale: int = 4) -> Float[Tensor, "digit=6 channel=3 height width"]:
@@ -37,12 +38,15 @@ def digit_images(scale: int = 4) -> Float[Tensor, "digit=6 channel=3 height widt
 
 # ----------------------------------------------------------------------------- einops on images
 
+
 def side_by_side(images: Float[Tensor, "digit channel height width"]) -> Float[Tensor, "channel height digit*width"]:
     """Lay the images out left to right in one wide image, the first image leftmost."""
     return einops.rearrange(images, "d c h w -> c h (d w)")
 
 
-def grid(images: Float[Tensor, "digit channel height width"], rows: int) -> Float[Tensor, "channel rows*height cols*width"]:
+def grid(
+    images: Float[Tensor, "digit channel height width"], rows: int
+) -> Float[Tensor, "channel rows*height cols*width"]:
     """Arrange the images in `rows` rows, filled row by row from the first image (`rows` divides their number)."""
     return einops.rearrange(images, "(row col) c h w -> c (row h) (col w)", row=rows)
 
@@ -57,17 +61,22 @@ def overlay(images: Float[Tensor, "digit channel height width"]) -> Float[Tensor
     return einops.reduce(images, "d c h w -> c h w", "max")
 
 
-def pixelate(image: Float[Tensor, "*batch height width"], factor: int) -> Float[Tensor, "*batch height/factor width/factor"]:
+def pixelate(
+    image: Float[Tensor, "*batch height width"], factor: int
+) -> Float[Tensor, "*batch height/factor width/factor"]:
     """Shrink the last two axes by `factor` (which divides both); each output pixel averages a factor x factor block."""
     return einops.reduce(image, "... (h fh) (w fw) -> ... h w", "mean", fh=factor, fw=factor)
 
 
-def zoom(image: Float[Tensor, "*batch height width"], factor: int) -> Float[Tensor, "*batch height*factor width*factor"]:
+def zoom(
+    image: Float[Tensor, "*batch height width"], factor: int
+) -> Float[Tensor, "*batch height*factor width*factor"]:
     """Enlarge the last two axes by `factor`: each pixel becomes a factor x factor block of copies."""
     return einops.repeat(image, "... h w -> ... (h fh) (w fw)", fh=factor, fw=factor)
 
 
 # ----------------------------------------------------------------------------- broadcasting and indexing
+
 
 def pairwise_distances(x: Float[Tensor, "m dim"], y: Float[Tensor, "n dim"]) -> Float[Tensor, "m n"]:
     """The Euclidean distance between every row of x and every row of y: out[i, j] = |x[i] - y[j]|."""
@@ -75,7 +84,9 @@ def pairwise_distances(x: Float[Tensor, "m dim"], y: Float[Tensor, "n dim"]) -> 
     return differences.pow(2).sum(dim=-1).sqrt()
 
 
-def normalise_channels(images: Float[Tensor, "digit channel height width"]) -> Float[Tensor, "digit channel height width"]:
+def normalise_channels(
+    images: Float[Tensor, "digit channel height width"],
+) -> Float[Tensor, "digit channel height width"]:
     """Give every channel mean 0 and standard deviation 1 (root mean squared deviation) over all images and pixels."""
     mean = einops.reduce(images, "d c h w -> 1 c 1 1", "mean")
     centred = images - mean
@@ -88,12 +99,16 @@ def one_hot(labels: Int[Tensor, "n"], num_classes: int) -> Float[Tensor, "n num_
     return (labels[:, None] == torch.arange(num_classes, device=labels.device)).float()
 
 
-def correct_class_logits(logits: Float[Tensor, "batch classes"], labels: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
+def correct_class_logits(
+    logits: Float[Tensor, "batch classes"], labels: Int[Tensor, "batch"]
+) -> Float[Tensor, "batch"]:
     """For each example, the logit of its correct class: out[i] = logits[i, labels[i]]."""
     return logits[torch.arange(len(labels), device=logits.device), labels]
 
 
-def last_token_vectors(resid: Float[Tensor, "batch seq d_model"], lengths: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_model"]:
+def last_token_vectors(
+    resid: Float[Tensor, "batch seq d_model"], lengths: Int[Tensor, "batch"]
+) -> Float[Tensor, "batch d_model"]:
     """The vector of each sequence's last real token (padding follows it): out[i] = resid[i, lengths[i] - 1]."""
     return resid[torch.arange(len(lengths), device=resid.device), lengths - 1]
 
@@ -104,6 +119,7 @@ def masked_row_mean(x: Float[Tensor, "rows cols"], mask: Bool[Tensor, "rows cols
 
 
 # ----------------------------------------------------------------------------- einsum
+
 
 def einsum_trace(mat: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
     """The trace of a square matrix: the sum of its diagonal."""

@@ -94,8 +94,11 @@ def make_rays_2d(
 
 
 def triangle_ray_intersects(
-    A: Float[Tensor, "dims=3"], B: Float[Tensor, "dims=3"], C: Float[Tensor, "dims=3"],
-    O: Float[Tensor, "dims=3"], D: Float[Tensor, "dims=3"],
+    A: Float[Tensor, "dims=3"],
+    B: Float[Tensor, "dims=3"],
+    C: Float[Tensor, "dims=3"],
+    O: Float[Tensor, "dims=3"],
+    D: Float[Tensor, "dims=3"],
 ) -> bool:
     """Whether the ray O + s D (s >= 0) meets the triangle ABC. A ray parallel to its plane counts as a miss."""
     # O + s D = A + u (B - A) + v (C - A)  <=>  [-D, B - A, C - A] @ (s, u, v) = O - A
@@ -150,7 +153,9 @@ def rotation_matrix_y(theta: float) -> Float[Tensor, "3 3"]:
 
 
 def render_rotating(
-    rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"], num_frames: int
+    rays: Float[Tensor, "nrays points=2 dims=3"],
+    triangles: Float[Tensor, "ntriangles points=3 dims=3"],
+    num_frames: int,
 ) -> Float[Tensor, "num_frames nrays"]:
     """Depth images of the mesh turned about the y-axis by 2 pi k / num_frames, for k = 0 .. num_frames - 1."""
     frames = []
@@ -169,7 +174,8 @@ def triangle_normals(triangles: Float[Tensor, "ntriangles points=3 dims=3"]) -> 
 
 
 def shade_lambert(
-    rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"],
+    rays: Float[Tensor, "nrays points=2 dims=3"],
+    triangles: Float[Tensor, "ntriangles points=3 dims=3"],
     light: Float[Tensor, "dims=3"],
 ) -> Float[Tensor, "nrays"]:
     """Lambert brightness max(0, n . l) of the nearest surface each ray meets, 0 where it meets none.

@@ -52,6 +52,7 @@ class Autoencoder(nn.Module):
 
 # ----------------------------------------------------------------------------- variational autoencoder
 
+
 def reparameterise(
     mu: Float[Tensor, "batch latent"], logvar: Float[Tensor, "batch latent"], noise: Float[Tensor, "batch latent"]
 ) -> Float[Tensor, "batch latent"]:
@@ -107,7 +108,9 @@ class VAE(nn.Module):
             nn.Sigmoid(),  # pixels in (0, 1)
         )
 
-    def encode(self, x: Float[Tensor, "batch 1 16 16"]) -> tuple[Float[Tensor, "batch latent"], Float[Tensor, "batch latent"]]:
+    def encode(
+        self, x: Float[Tensor, "batch 1 16 16"]
+    ) -> tuple[Float[Tensor, "batch latent"], Float[Tensor, "batch latent"]]:
         """The mean and log-variance of each image's latent Gaussian: the encoder's first and second halves."""
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, logvar
@@ -123,6 +126,7 @@ class VAE(nn.Module):
 
 
 # ----------------------------------------------------------------------------- transposed convolution
+
 
 def conv_transpose2d(
     x: Float[Tensor, "batch in_channels height width"],
@@ -142,7 +146,9 @@ def conv_transpose2d(
         for kj in range(kernel_width):
             # Kernel entry (ki, kj) sends input pixel (i, j) to output pixel (i * stride + ki, j * stride + kj).
             contribution = torch.einsum("bihw,io->bohw", x, weight[:, :, ki, kj])
-            full[:, :, ki : ki + (height - 1) * stride + 1 : stride, kj : kj + (width - 1) * stride + 1 : stride] += contribution
+            full[:, :, ki : ki + (height - 1) * stride + 1 : stride, kj : kj + (width - 1) * stride + 1 : stride] += (
+                contribution
+            )
     out = full[:, :, padding : full.shape[2] - padding, padding : full.shape[3] - padding]
     if bias is not None:
         out = out + einops.rearrange(bias, "o -> 1 o 1 1")
@@ -150,6 +156,7 @@ def conv_transpose2d(
 
 
 # ----------------------------------------------------------------------------- DCGAN
+
 
 class Generator(nn.Module):
     """DCGAN-style generator: a latent vector to a 16x16 image, upsampling with transposed convolutions."""

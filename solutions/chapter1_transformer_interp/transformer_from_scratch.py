@@ -46,7 +46,7 @@ def load_zoo_weights(module: nn.Module, state_dict: dict[str, Tensor], prefix: s
     Entries the module does not have (TransformerLens' mask buffers) are skipped; a missing or
     wrongly shaped parameter raises ValueError."""
     own = module.state_dict()
-    picked = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix) and k[len(prefix):] in own}
+    picked = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix) and k[len(prefix) :] in own}
     missing = sorted(set(own) - set(picked))
     if missing:
         raise ValueError(f"no weights for {missing}")
@@ -205,8 +205,9 @@ def next_token_loss(logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tens
     return -correct.mean()
 
 
-def apply_frequency_penalty(logits: Float[Tensor, "batch d_vocab"], tokens: Int[Tensor, "batch pos"],
-                            penalty: float) -> Float[Tensor, "batch d_vocab"]:
+def apply_frequency_penalty(
+    logits: Float[Tensor, "batch d_vocab"], tokens: Int[Tensor, "batch pos"], penalty: float
+) -> Float[Tensor, "batch d_vocab"]:
     """Subtract penalty times the number of times each token already occurs in its sequence."""
     counts = torch.zeros_like(logits).scatter_add(1, tokens, torch.ones_like(tokens, dtype=logits.dtype))
     return logits - penalty * counts
@@ -233,15 +234,16 @@ def top_p_logits(logits: Float[Tensor, "batch d_vocab"], top_p: float) -> Float[
 KVCache = list[tuple[Tensor, Tensor]]
 
 
-def cached_forward(model: DemoTransformer, tokens: Int[Tensor, "batch new_pos"], cache: KVCache | None
-                   ) -> tuple[Float[Tensor, "batch new_pos d_vocab"], KVCache]:
+def cached_forward(
+    model: DemoTransformer, tokens: Int[Tensor, "batch new_pos"], cache: KVCache | None
+) -> tuple[Float[Tensor, "batch new_pos d_vocab"], KVCache]:
     """Run `model` on new tokens that continue the sequences whose keys and values are in `cache`
     (None: no earlier tokens). The cache holds, for each layer, (keys, values), each of shape
     [batch, earlier_pos, n_heads, d_head]. Return the logits for the new positions and the cache
     extended by them."""
     offset = 0 if cache is None else cache[0][0].shape[1]
     n_new = tokens.shape[1]
-    residual = model.embed(tokens) + model.pos_embed.W_pos[offset:offset + n_new]
+    residual = model.embed(tokens) + model.pos_embed.W_pos[offset : offset + n_new]
     new_cache = []
     for layer, block in enumerate(model.blocks):
         attn = block.attn

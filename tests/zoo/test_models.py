@@ -48,8 +48,12 @@ def test_card_states_the_recorded_metrics(name):
 def run_python(code: str, timeout: float, **env: str) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter at the repository root."""
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=timeout, env=os.environ | env,
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ | env,
     )
 
 

@@ -48,6 +48,7 @@ def _mul(x, y):
 
 # ----------------------------------------------------------------------------- backward functions
 
+
 def _run_back(impl, case):
     """Call a backward function on arrays: (grad_out, out, *forward args), forward kwargs as keywords."""
     return _torch(impl(*_np(case.args), **case.kwargs))
@@ -58,8 +59,10 @@ def _autograd_oracle(forward, argnum: int):
     with respect to its argument `argnum`."""
 
     def back(grad_out, out, *args, **kwargs):
-        inputs = [torch.tensor(a, dtype=D, requires_grad=(i == argnum)) if isinstance(a, np.ndarray) else a
-                  for i, a in enumerate(args)]
+        inputs = [
+            torch.tensor(a, dtype=D, requires_grad=(i == argnum)) if isinstance(a, np.ndarray) else a
+            for i, a in enumerate(args)
+        ]
         result = forward(*inputs, **kwargs)
         (grad,) = torch.autograd.grad(result, inputs[argnum], torch.from_numpy(np.asarray(grad_out)))
         return grad.numpy()
@@ -81,6 +84,7 @@ def _elementwise_cases(forward, positive=False, hand=()):
         yield from hand
         for shape in [(5,), (3, 4), (2, 3, 4), (4, 1, 3), (1,), ()]:
             yield _back_case(gen, forward, [shape], f"x of shape {shape}", positive=positive)
+
     return cases
 
 
@@ -93,19 +97,38 @@ def _log_back_no_grad_out(grad_out, out, x):
     return 1 / x
 
 
-_LOG_HAND = [Case((torch.tensor([1.0, 3.0], dtype=D), torch.tensor([math.log(2), math.log(4)], dtype=D),
-                   torch.tensor([2.0, 4.0], dtype=D)), "x = (2, 4), grad_out = (1, 3)",
-                  expected=torch.tensor([0.5, 0.75], dtype=D))]
+_LOG_HAND = [
+    Case(
+        (
+            torch.tensor([1.0, 3.0], dtype=D),
+            torch.tensor([math.log(2), math.log(4)], dtype=D),
+            torch.tensor([2.0, 4.0], dtype=D),
+        ),
+        "x = (2, 4), grad_out = (1, 3)",
+        expected=torch.tensor([0.5, 0.75], dtype=D),
+    )
+]
 
 
 # unbroadcast
 def _unbroadcast_cases(gen):
     yield Case((torch.ones(2, 3, dtype=D), (3,)), "(2, 3) ones to (3,)", expected=torch.full((3,), 2.0, dtype=D))
-    yield Case((torch.arange(6, dtype=D).reshape(2, 3), (2, 1)), "[[0, 1, 2], [3, 4, 5]] to (2, 1)",
-               expected=torch.tensor([[3.0], [12.0]], dtype=D))
+    yield Case(
+        (torch.arange(6, dtype=D).reshape(2, 3), (2, 1)),
+        "[[0, 1, 2], [3, 4, 5]] to (2, 1)",
+        expected=torch.tensor([[3.0], [12.0]], dtype=D),
+    )
     yield Case((torch.arange(6, dtype=D).reshape(2, 3), ()), "to a scalar", expected=torch.tensor(15.0, dtype=D))
-    for grad_shape, shape in [((4, 3, 5), (3, 5)), ((4, 3, 5), (3, 1)), ((4, 3, 5), (1, 3, 1)), ((2, 3), (2, 3)),
-                              ((6, 2, 4, 3), (2, 1, 3)), ((5,), (1,)), ((3, 3), (3, 1)), ((3, 3), (1, 3))]:
+    for grad_shape, shape in [
+        ((4, 3, 5), (3, 5)),
+        ((4, 3, 5), (3, 1)),
+        ((4, 3, 5), (1, 3, 1)),
+        ((2, 3), (2, 3)),
+        ((6, 2, 4, 3), (2, 1, 3)),
+        ((5,), (1,)),
+        ((3, 3), (3, 1)),
+        ((3, 3), (1, 3)),
+    ]:
         yield Case((_randn(gen, *grad_shape), shape), f"{grad_shape} to {shape}")
 
 
@@ -129,13 +152,16 @@ def _multiply_cases(argnum):
     def cases(gen):
         x, y = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=D), torch.tensor([10.0, 20.0], dtype=D)
         grad_out = torch.ones(2, 2, dtype=D)
-        expected = torch.tensor([[10.0, 20.0], [10.0, 20.0]], dtype=D) if argnum == 0 else torch.tensor([4.0, 6.0], dtype=D)
+        expected = (
+            torch.tensor([[10.0, 20.0], [10.0, 20.0]], dtype=D) if argnum == 0 else torch.tensor([4.0, 6.0], dtype=D)
+        )
         yield Case((grad_out, x * y, x, y), "x = [[1, 2], [3, 4]], y = (10, 20), grad_out = ones", expected=expected)
         for xs, ys in [((3, 4), (3, 4)), ((3, 4), (4,)), ((4,), (2, 3, 4)), ((3, 1), (1, 5)), ((3, 3), (3, 1))]:
             yield _back_case(gen, _mul, [xs, ys], f"x {xs}, y {ys}")
         other = 2.5
         shapes = [(3, 4), other] if argnum == 0 else [other, (3, 4)]
         yield _back_case(gen, _mul, shapes, "the other factor is the Python float 2.5")
+
     return cases
 
 
@@ -168,9 +194,17 @@ def _exp_back_no_grad_out(grad_out, out, x):
     return out
 
 
-_RELU_HAND = [Case((torch.tensor([1.0, 2.0, 3.0], dtype=D), torch.tensor([0.0, 0.0, 5.0], dtype=D),
-                    torch.tensor([-1.0, 0.0, 5.0], dtype=D)), "x = (-1, 0, 5): no gradient at 0, as in torch",
-                   expected=torch.tensor([0.0, 0.0, 3.0], dtype=D))]
+_RELU_HAND = [
+    Case(
+        (
+            torch.tensor([1.0, 2.0, 3.0], dtype=D),
+            torch.tensor([0.0, 0.0, 5.0], dtype=D),
+            torch.tensor([-1.0, 0.0, 5.0], dtype=D),
+        ),
+        "x = (-1, 0, 5): no gradient at 0, as in torch",
+        expected=torch.tensor([0.0, 0.0, 3.0], dtype=D),
+    )
+]
 
 
 def _relu_back_at_zero(grad_out, out, x):
@@ -201,10 +235,18 @@ def _reshape_back_transposed(grad_out, out, x, shape):
 def _permute_cases(gen):
     x = torch.zeros(2, 3, 4, dtype=D)
     grad_out = torch.arange(24, dtype=D).reshape(4, 2, 3)
-    yield Case((grad_out, x.permute(2, 0, 1), x, (2, 0, 1)), "(2, 3, 4) permuted by (2, 0, 1)",
-               expected=torch.arange(24, dtype=D).reshape(4, 2, 3).permute(1, 2, 0))
-    for shape, axes in [((3, 4), (1, 0)), ((2, 3, 4), (1, 2, 0)), ((2, 3, 4), (0, 2, 1)), ((2, 3, 4, 5), (3, 1, 0, 2)),
-                        ((4, 4, 4), (2, 0, 1))]:
+    yield Case(
+        (grad_out, x.permute(2, 0, 1), x, (2, 0, 1)),
+        "(2, 3, 4) permuted by (2, 0, 1)",
+        expected=torch.arange(24, dtype=D).reshape(4, 2, 3).permute(1, 2, 0),
+    )
+    for shape, axes in [
+        ((3, 4), (1, 0)),
+        ((2, 3, 4), (1, 2, 0)),
+        ((2, 3, 4), (0, 2, 1)),
+        ((2, 3, 4, 5), (3, 1, 0, 2)),
+        ((4, 4, 4), (2, 0, 1)),
+    ]:
         yield _back_case(gen, torch.permute, [shape], f"{shape} permuted by {axes}", extra=(axes,))
 
 
@@ -218,7 +260,11 @@ def _permute_back_reversed(grad_out, out, x, axes):
 
 # sum, max
 def _torch_sum(x, dim, keepdim):
-    return x.sum() if dim is None and not keepdim else x.sum(dim=dim if dim is not None else tuple(range(x.ndim)), keepdim=keepdim)
+    return (
+        x.sum()
+        if dim is None and not keepdim
+        else x.sum(dim=dim if dim is not None else tuple(range(x.ndim)), keepdim=keepdim)
+    )
 
 
 def _torch_amax(x, dim, keepdim):
@@ -228,25 +274,71 @@ def _torch_amax(x, dim, keepdim):
 def _reduction_cases(torch_fn, hand):
     def cases(gen):
         yield from hand
-        for shape, dim, keepdim in [((3, 3), 1, False), ((3, 3), 0, False), ((3, 4), 1, True), ((2, 3, 4), (0, 2), False),
-                                    ((2, 3, 4), -1, False), ((5,), None, False), ((2, 3), None, True), ((4, 3), 0, True)]:
-            yield _back_case(gen, torch_fn, [shape], f"shape {shape}, dim={dim}, keepdim={keepdim}", extra=(dim, keepdim))
+        for shape, dim, keepdim in [
+            ((3, 3), 1, False),
+            ((3, 3), 0, False),
+            ((3, 4), 1, True),
+            ((2, 3, 4), (0, 2), False),
+            ((2, 3, 4), -1, False),
+            ((5,), None, False),
+            ((2, 3), None, True),
+            ((4, 3), 0, True),
+        ]:
+            yield _back_case(
+                gen, torch_fn, [shape], f"shape {shape}, dim={dim}, keepdim={keepdim}", extra=(dim, keepdim)
+            )
+
     return cases
 
 
-_SUM_HAND = [Case((torch.tensor([1.0, 2.0], dtype=D), torch.tensor([3.0, 7.0], dtype=D),
-                   torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=D), 1, False), "row sums of [[1, 2], [3, 4]]",
-                  expected=torch.tensor([[1.0, 1.0], [2.0, 2.0]], dtype=D))]
+_SUM_HAND = [
+    Case(
+        (
+            torch.tensor([1.0, 2.0], dtype=D),
+            torch.tensor([3.0, 7.0], dtype=D),
+            torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=D),
+            1,
+            False,
+        ),
+        "row sums of [[1, 2], [3, 4]]",
+        expected=torch.tensor([[1.0, 1.0], [2.0, 2.0]], dtype=D),
+    )
+]
 
 _MAX_HAND = [
-    Case((torch.tensor([1.0, 2.0], dtype=D), torch.tensor([5.0, 4.0], dtype=D),
-          torch.tensor([[5.0, 1.0], [3.0, 4.0]], dtype=D), 1, False), "row maxima of [[5, 1], [3, 4]]",
-         expected=torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=D)),
-    Case((torch.tensor([6.0], dtype=D), torch.tensor([2.0], dtype=D),
-          torch.tensor([[2.0, 1.0, 2.0]], dtype=D), 1, False), "a tie: [[2, 1, 2]] shares the gradient",
-         expected=torch.tensor([[3.0, 0.0, 3.0]], dtype=D)),
-    Case((torch.tensor(1.0, dtype=D), torch.tensor(4.0, dtype=D), torch.tensor([4.0, 4.0, 4.0, 4.0], dtype=D),
-          None, False), "all four entries tie", expected=torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=D)),
+    Case(
+        (
+            torch.tensor([1.0, 2.0], dtype=D),
+            torch.tensor([5.0, 4.0], dtype=D),
+            torch.tensor([[5.0, 1.0], [3.0, 4.0]], dtype=D),
+            1,
+            False,
+        ),
+        "row maxima of [[5, 1], [3, 4]]",
+        expected=torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=D),
+    ),
+    Case(
+        (
+            torch.tensor([6.0], dtype=D),
+            torch.tensor([2.0], dtype=D),
+            torch.tensor([[2.0, 1.0, 2.0]], dtype=D),
+            1,
+            False,
+        ),
+        "a tie: [[2, 1, 2]] shares the gradient",
+        expected=torch.tensor([[3.0, 0.0, 3.0]], dtype=D),
+    ),
+    Case(
+        (
+            torch.tensor(1.0, dtype=D),
+            torch.tensor(4.0, dtype=D),
+            torch.tensor([4.0, 4.0, 4.0, 4.0], dtype=D),
+            None,
+            False,
+        ),
+        "all four entries tie",
+        expected=torch.tensor([0.25, 0.25, 0.25, 0.25], dtype=D),
+    ),
 ]
 
 
@@ -276,6 +368,7 @@ def _matmul_cases(argnum):
         yield Case((torch.ones(1, 1, dtype=D), x @ y, x, y), "(1 2) @ (3 4)^T, grad_out = 1", expected=expected)
         for m, k, n in [(3, 4, 5), (4, 4, 4), (1, 6, 2), (5, 2, 1), (3, 3, 3)]:
             yield _back_case(gen, torch.matmul, [(m, k), (k, n)], f"({m}, {k}) @ ({k}, {n})")
+
     return cases
 
 
@@ -296,6 +389,7 @@ def _matmul_back1_wrong_order(grad_out, out, x, y):
 
 
 # ----------------------------------------------------------------------------- topological sort and backprop
+
 
 def _graph_leaves(case):
     """Engine leaves for a graph case: one per tensor in case.args, requiring grad as kwargs say."""
@@ -350,10 +444,17 @@ def _backprop_cases(gen):
     yield _graph_case(gen, "two layers", [(4, 3), (3, 5), (5, 2)])
     yield _graph_case(gen, "broadcast and reshape", [(3, 4), (4,)])
     yield _graph_case(gen, "long and short paths", [(2, 2)])
-    yield _graph_case(gen, "non-scalar end", [(2, 3), (2, 3)], "a non-scalar end node with end_grad given", end_grad=True)
+    yield _graph_case(
+        gen, "non-scalar end", [(2, 3), (2, 3)], "a non-scalar end node with end_grad given", end_grad=True
+    )
     yield _graph_case(gen, "end is a leaf", [(3,)], "the end node is itself a leaf")
-    yield _graph_case(gen, "x used twice", [(2,)], "x already holds a .grad: backprop adds to it",
-                      initial=torch.tensor([1.0, -1.0], dtype=D))
+    yield _graph_case(
+        gen,
+        "x used twice",
+        [(2,)],
+        "x already holds a .grad: backprop adds to it",
+        initial=torch.tensor([1.0, -1.0], dtype=D),
+    )
 
 
 def _run_backprop(impl, case):
@@ -406,12 +507,22 @@ def _backprop_replaces_grad(end_node, end_grad=None, back_funcs=None):
 
 
 def _topological_sort_cases(gen):
-    for name, shapes in [("chain", [(3,)]), ("x used twice", [(2,)]), ("diamond", [(3,), (3,)]),
-                         ("two layers", [(2, 3), (3, 4), (4, 2)]), ("broadcast and reshape", [(3, 4), (4,)]),
-                         ("long and short paths", [(2,)]), ("end is a leaf", [(2,)])]:
+    for name, shapes in [
+        ("chain", [(3,)]),
+        ("x used twice", [(2,)]),
+        ("diamond", [(3,), (3,)]),
+        ("two layers", [(2, 3), (3, 4), (4, 2)]),
+        ("broadcast and reshape", [(3, 4), (4,)]),
+        ("long and short paths", [(2,)]),
+        ("end is a leaf", [(2,)]),
+    ]:
         yield Case(tuple(_randn(gen, *s, scale=0.5) for s in shapes), name, expected=VALID, kwargs={"graph": name})
-    yield Case((_randn(gen, 3), _randn(gen, 3)), "diamond, y a constant (not in the graph)", expected=VALID,
-               kwargs={"graph": "diamond", "requires": (True, False)})
+    yield Case(
+        (_randn(gen, 3), _randn(gen, 3)),
+        "diamond, y a constant (not in the graph)",
+        expected=VALID,
+        kwargs={"graph": "diamond", "requires": (True, False)},
+    )
 
 
 VALID = "a valid order"
@@ -436,7 +547,7 @@ def _run_topological_sort(impl, case):
         return f"{len(set(ids) - set(reachable))} extra and {len(set(reachable) - set(ids))} missing tensors"
     position = {i: k for k, i in enumerate(ids)}
     for node in order:
-        for parent in (node.recipe.parents.values() if node.recipe else []):
+        for parent in node.recipe.parents.values() if node.recipe else []:
             if position[id(parent)] > position[id(node)]:
                 return f"a tensor (op {node.recipe.op!r}) comes before its parent"
     if ids[-1] != id(out):
@@ -452,7 +563,7 @@ def _topo_no_visited_set(end_node):
     order = []
 
     def visit(node):
-        for parent in (node.recipe.parents.values() if node.recipe else []):
+        for parent in node.recipe.parents.values() if node.recipe else []:
             visit(parent)
         order.append(node)
 
@@ -466,7 +577,7 @@ def _topo_reversed_bfs(end_node):
     while queue:
         node = queue.pop(0)
         order.append(node)
-        for parent in (node.recipe.parents.values() if node.recipe else []):
+        for parent in node.recipe.parents.values() if node.recipe else []:
             if id(parent) not in seen:
                 seen.add(id(parent))
                 queue.append(parent)
@@ -475,18 +586,31 @@ def _topo_reversed_bfs(end_node):
 
 # ----------------------------------------------------------------------------- Linear, cross_entropy, SGD
 
+
 def _linear_cases(gen):
     x = torch.tensor([[1.0, 2.0]], dtype=D)
     weight, bias = torch.tensor([[1.0, 0.0], [1.0, -1.0], [0.5, 0.5]], dtype=D), torch.tensor([0.0, 1.0, 2.0], dtype=D)
-    yield Case((x, torch.ones(1, 3, dtype=D), weight, bias), "weight [[1, 0], [1, -1], [0.5, 0.5]], bias (0, 1, 2)",
-               init=(2, 3), expected=(torch.tensor([[1.0, 0.0, 3.5]], dtype=D), torch.ones(3, 1, dtype=D) * x,
-                                      torch.ones(3, dtype=D), weight.sum(0, keepdim=True)))
+    yield Case(
+        (x, torch.ones(1, 3, dtype=D), weight, bias),
+        "weight [[1, 0], [1, -1], [0.5, 0.5]], bias (0, 1, 2)",
+        init=(2, 3),
+        expected=(
+            torch.tensor([[1.0, 0.0, 3.5]], dtype=D),
+            torch.ones(3, 1, dtype=D) * x,
+            torch.ones(3, dtype=D),
+            weight.sum(0, keepdim=True),
+        ),
+    )
     for (n, i, o), bias_on in [((5, 4, 3), True), ((1, 6, 2), True), ((8, 3, 3), True), ((4, 5, 2), False)]:
         x, grad_out = _randn(gen, n, i), _randn(gen, n, o)
         weight, bias = _randn(gen, o, i), _randn(gen, o) if bias_on else None
         label = f"{n} inputs of size {i}, {o} outputs" + ("" if bias_on else ", bias=False")
-        yield Case((x, grad_out, weight) + ((bias,) if bias_on else ()), label, init=(i, o, bias_on),
-                   expected=_torch_linear(x, grad_out, weight, bias))
+        yield Case(
+            (x, grad_out, weight) + ((bias,) if bias_on else ()),
+            label,
+            init=(i, o, bias_on),
+            expected=_torch_linear(x, grad_out, weight, bias),
+        )
 
 
 def _torch_linear(x, grad_out, weight, bias):
@@ -520,12 +644,15 @@ def _linear_init_check(cls):
     module = cls(400, 300)
     weight, bias = module.weight.array, module.bias.array
     bound = 1 / math.sqrt(400)
-    assert isinstance(module.weight, ref.Parameter) and isinstance(module.bias, ref.Parameter), \
+    assert isinstance(module.weight, ref.Parameter) and isinstance(module.bias, ref.Parameter), (
         "weight and bias must be Parameters, so that parameters() finds them"
-    assert np.abs(weight).max() <= bound and np.abs(bias).max() <= bound, \
+    )
+    assert np.abs(weight).max() <= bound and np.abs(bias).max() <= bound, (
         f"initial weights and biases must lie in [-1/sqrt(in_features), 1/sqrt(in_features)] = [-{bound}, {bound}]"
-    assert abs(weight.std() - bound / math.sqrt(3)) < 0.1 * bound, \
+    )
+    assert abs(weight.std() - bound / math.sqrt(3)) < 0.1 * bound, (
         "initial weights should be uniform on [-1/sqrt(in_features), 1/sqrt(in_features)], spread over the whole range"
+    )
     assert cls(3, 2, bias=False).bias is None, "with bias=False, set self.bias = None"
 
 
@@ -555,12 +682,17 @@ class _LinearNormalInit(ref.Linear):
 def _cross_entropy_cases(gen):
     logits, labels = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]], dtype=D), torch.tensor([0, 0])
     # Row 1: probabilities (1/2, 1/2); row 2: (3/4, 1/4). Loss = (log 2 + log(4/3)) / 2 = log(8/3) / 2.
-    yield Case((logits, labels), "hand-made: loss log(8/3) / 2", expected=(
-        torch.tensor(math.log(8 / 3) / 2, dtype=D),
-        torch.tensor([[-0.25, 0.25], [-0.125, 0.125]], dtype=D)))
+    yield Case(
+        (logits, labels),
+        "hand-made: loss log(8/3) / 2",
+        expected=(torch.tensor(math.log(8 / 3) / 2, dtype=D), torch.tensor([[-0.25, 0.25], [-0.125, 0.125]], dtype=D)),
+    )
     for batch, classes, scale in [(5, 3, 1.0), (8, 10, 2.0), (1, 4, 1.0), (6, 2, 0.5)]:
-        yield _ce_case(_randn(gen, batch, classes, scale=scale), torch.randint(classes, (batch,), generator=gen),
-                       f"{batch} rows, {classes} classes")
+        yield _ce_case(
+            _randn(gen, batch, classes, scale=scale),
+            torch.randint(classes, (batch,), generator=gen),
+            f"{batch} rows, {classes} classes",
+        )
     yield _ce_case(_randn(gen, 4, 5) + 1000.0, torch.randint(5, (4,), generator=gen), "logits near 1000: exp overflows")
 
 
@@ -601,16 +733,24 @@ SGD_STEPS = 5
 
 
 def _sgd_cases(gen):
-    for kwargs in [dict(lr=0.1), dict(lr=0.05, momentum=0.9), dict(lr=0.1, weight_decay=0.1),
-                   dict(lr=0.02, momentum=0.5, weight_decay=0.05)]:
+    for kwargs in [
+        dict(lr=0.1),
+        dict(lr=0.05, momentum=0.9),
+        dict(lr=0.1, weight_decay=0.1),
+        dict(lr=0.02, momentum=0.5, weight_decay=0.05),
+    ]:
         params = (_randn(gen, 3, 4), _randn(gen, 5))
         targets = (_randn(gen, 3, 4), _randn(gen, 5))
         label = ", ".join(f"{k}={v}" for k, v in kwargs.items())
         yield Case(params + targets, label, kwargs=kwargs, expected=_torch_sgd(params, targets, kwargs))
     params, targets = (torch.tensor([1.0], dtype=D),), (torch.tensor([0.0], dtype=D),)
     # Gradient 2 p each step; with lr 0.25 every step halves p: 1 / 2^5.
-    yield Case(params + targets, "lr=0.25 on (p - 0)^2: p halves each step", kwargs=dict(lr=0.25),
-               expected=(torch.tensor([1 / 32], dtype=D),))
+    yield Case(
+        params + targets,
+        "lr=0.25 on (p - 0)^2: p halves each step",
+        kwargs=dict(lr=0.25),
+        expected=(torch.tensor([1 / 32], dtype=D),),
+    )
 
 
 def _torch_sgd(params, targets, kwargs):
@@ -631,8 +771,10 @@ def _run_sgd(cls, case):
     for step in range(SGD_STEPS):
         opt.zero_grad()
         if any(p.grad is not None for p in params):
-            raise Mismatch("after zero_grad() a parameter still has a .grad: zero_grad must set p.grad = None on the "
-                            "parameters you were given, and step must update those same objects in place")
+            raise Mismatch(
+                "after zero_grad() a parameter still has a .grad: zero_grad must set p.grad = None on the "
+                "parameters you were given, and step must update those same objects in place"
+            )
         for p, t in zip(params, targets):
             p.grad = ref.Tensor(2 * (p.array - t))
         opt.step()
@@ -685,92 +827,216 @@ class _SGDListsGeneratorTwice(ref.SGD):
 
 # ----------------------------------------------------------------------------- the checks
 
+
 def _back_exercise(reference, cases, hint, wrong, forward=None, argnum=0):
-    return Exercise(reference, cases, hint=hint, wrong=wrong, run=_run_back,
-                    oracle=_autograd_oracle(forward, argnum) if forward else None, atol=1e-8, rtol=1e-6)
+    return Exercise(
+        reference,
+        cases,
+        hint=hint,
+        wrong=wrong,
+        run=_run_back,
+        oracle=_autograd_oracle(forward, argnum) if forward else None,
+        atol=1e-8,
+        rtol=1e-6,
+    )
 
 
-check = Checker("0.4", [
-    _back_exercise(ref.log_back, _elementwise_cases(torch.log, positive=True, hand=_LOG_HAND),
-                   "d log(x) / dx = 1 / x, so dL/dx = grad_out / x: divide by the input, not the output.",
-                   {"divides by out, not x": _log_back_over_out, "forgets grad_out": _log_back_no_grad_out}, torch.log),
-    Exercise(ref.unbroadcast, _unbroadcast_cases, run=_run_back, atol=1e-8, rtol=1e-6,
-             hint="First sum over the leading axes that `shape` lacks (grad.ndim - len(shape) of them); then sum, "
-                  "with keepdims=True, over each axis where shape has 1 but grad does not.",
-             wrong={"sums the leading axes only": _unbroadcast_leading_only,
-                    "sums size-1 axes without keeping them": _unbroadcast_drops_size_one_axes,
-                    "averages instead of summing": _unbroadcast_mean}),
-    _back_exercise(ref.multiply_back0, _multiply_cases(0),
-                   "d(x * y)/dx = y: return unbroadcast(grad_out * y, np.shape(x)). np.shape works on floats too.",
-                   {"multiplies by x, not y": _multiply_back0_wrong_factor,
-                    "forgets to unbroadcast": _multiply_back0_no_unbroadcast}, _mul, 0),
-    _back_exercise(ref.multiply_back1, _multiply_cases(1),
-                   "d(x * y)/dy = x: return unbroadcast(grad_out * x, np.shape(y)).",
-                   {"multiplies by y, not x": _multiply_back1_wrong_factor,
-                    "forgets to unbroadcast": _multiply_back1_no_unbroadcast}, _mul, 1),
-    Exercise(ref.topological_sort, _topological_sort_cases, run=_run_topological_sort,
-             hint="Depth-first search: visit a node's parents (node.recipe.parents.values(), none for a leaf) before "
-                  "appending the node itself, and keep a set of the ids you have visited so each node appears once.",
-             wrong={"end node first (the reverse order)": _topo_end_first, "no visited set": _topo_no_visited_set,
-                    "breadth-first search, reversed": _topo_reversed_bfs}),
-    Exercise(ref.backprop, _backprop_cases, run=_run_backprop, atol=1e-8, rtol=1e-6,
-             hint="Walk reversed(topological_sort(end_node)), keeping a dict from id(node) to its gradient. Add "
-                  "(don't overwrite) each parent's contribution; for a leaf that requires grad, add to its .grad.",
-             wrong={"overwrites instead of adding contributions": _backprop_overwrites,
-                    "visits each tensor once, with the first gradient to reach it": _backprop_first_gradient_only,
-                    "replaces a leaf's existing .grad": _backprop_replaces_grad}),
-    _back_exercise(ref.negative_back, _elementwise_cases(torch.neg), "d(-x)/dx = -1: return -grad_out.",
-                   {"forgets the sign": _negative_back_identity}, torch.neg),
-    _back_exercise(ref.exp_back, _elementwise_cases(torch.exp), "d exp(x)/dx = exp(x), which is `out`: grad_out * out.",
-                   {"multiplies by x": _exp_back_times_x, "forgets grad_out": _exp_back_no_grad_out}, torch.exp),
-    _back_exercise(ref.relu_back, _elementwise_cases(torch.relu, hand=_RELU_HAND),
-                   "The gradient passes where x > 0 and is 0 elsewhere, including at x = 0: grad_out * (x > 0).",
-                   {"passes the gradient at x = 0": _relu_back_at_zero, "forgets grad_out": _relu_back_mask_only},
-                   torch.relu),
-    _back_exercise(ref.reshape_back, _reshape_cases, "Reshape grad_out back to the input's shape, x.shape.",
-                   {"reshapes to the output shape": _reshape_back_to_new_shape,
-                    "reshapes in the wrong (transposed) order": _reshape_back_transposed}, torch.reshape),
-    _back_exercise(ref.permute_back, _permute_cases,
-                   "Undo the permutation: the inverse of `axes` is np.argsort(axes). Applying `axes` again only "
-                   "works when the permutation is its own inverse.",
-                   {"applies the same permutation again": _permute_back_same_axes,
-                    "reverses all axes": _permute_back_reversed}, torch.permute),
-    _back_exercise(ref.sum_back, _reduction_cases(_torch_sum, _SUM_HAND),
-                   "Without keepdim, first put the summed axes back with np.expand_dims(grad_out, dim); then "
-                   "np.broadcast_to(..., x.shape) (and .copy(), since broadcast_to gives a read-only view).",
-                   {"broadcasts without restoring the summed axes": _sum_back_no_expand,
-                    "forgets grad_out": _sum_back_ones}, _torch_sum),
-    _back_exercise(ref.max_back, _reduction_cases(_torch_amax, _MAX_HAND),
-                   "The entries equal to the maximum (x == out, with the axes restored as in sum_back) share the "
-                   "gradient: divide by how many there are along the reduced axes.",
-                   {"every tied maximum gets the whole gradient": _max_back_ties_get_all,
-                    "routes the gradient to every entry, like sum": _max_back_like_sum}, _torch_amax),
-    _back_exercise(ref.matmul2d_back0, _matmul_cases(0), "dL/dx = grad_out @ y.T: (m, n) @ (n, k) gives x's shape (m, k).",
-                   {"forgets to transpose y": _matmul_back0_untransposed, "wrong order": _matmul_back0_wrong_order},
-                   torch.matmul, 0),
-    _back_exercise(ref.matmul2d_back1, _matmul_cases(1), "dL/dy = x.T @ grad_out: (k, m) @ (m, n) gives y's shape (k, n).",
-                   {"forgets to transpose x": _matmul_back1_untransposed, "wrong order": _matmul_back1_wrong_order},
-                   torch.matmul, 1),
-    Exercise(ref.Linear, _linear_cases, run=_run_linear, extra=_linear_init_check, atol=1e-8, rtol=1e-6,
-             hint="Make self.weight a Parameter of shape (out_features, in_features) and self.bias one of shape "
-                  "(out_features,) (or None), both uniform in +-1/sqrt(in_features); forward is x @ self.weight.T + "
-                  "self.bias, with Tensor ops only, so gradients flow.",
-             wrong={"computes on .array, so no gradient flows": _LinearUsesArrays,
-                    "weight stored as (in_features, out_features)": _LinearWeightInByOut,
-                    "standard normal initialisation": _LinearNormalInit}),
-    Exercise(ref.cross_entropy, _cross_entropy_cases, run=_run_cross_entropy, atol=1e-8, rtol=1e-6,
-             hint="Subtract each row's maximum (logits.array.max(axis=-1, keepdims=True), a constant), then "
-                  "log_probs = shifted - shifted.exp().sum(dim=-1, keepdim=True).log(); pick the true classes with a "
-                  "one-hot array (np.eye(classes)[true_labels]) and average -log_probs over the batch.",
-             wrong={"no max subtraction: overflows for large logits": _ce_no_shift, "sums over the batch": _ce_sum,
-                    "computed on arrays: no gradient": _ce_arrays}),
-    Exercise(ref.SGD, _sgd_cases, run=_run_sgd, atol=1e-8, rtol=1e-6,
-             hint="In step: g = p.grad.array + weight_decay * p.array; with momentum, b = g at the first step, then "
-                  "b = momentum * b + g, and g = b; finally p.array -= lr * g (in place). zero_grad sets each p.grad "
-                  "to None. Store list(params): a generator can be read once only.",
-             wrong={"rebinds a new Parameter instead of updating in place": _SGDRebinds,
-                    "momentum as an average, (1 - momentum) * g": _SGDDampened,
-                    "weight decay added after momentum": _SGDDecayAfterMomentum,
-                    "zero_grad does nothing": _SGDKeepsGrads,
-                    "reads the parameter generator twice": _SGDListsGeneratorTwice}),
-])
+check = Checker(
+    "0.4",
+    [
+        _back_exercise(
+            ref.log_back,
+            _elementwise_cases(torch.log, positive=True, hand=_LOG_HAND),
+            "d log(x) / dx = 1 / x, so dL/dx = grad_out / x: divide by the input, not the output.",
+            {"divides by out, not x": _log_back_over_out, "forgets grad_out": _log_back_no_grad_out},
+            torch.log,
+        ),
+        Exercise(
+            ref.unbroadcast,
+            _unbroadcast_cases,
+            run=_run_back,
+            atol=1e-8,
+            rtol=1e-6,
+            hint="First sum over the leading axes that `shape` lacks (grad.ndim - len(shape) of them); then sum, "
+            "with keepdims=True, over each axis where shape has 1 but grad does not.",
+            wrong={
+                "sums the leading axes only": _unbroadcast_leading_only,
+                "sums size-1 axes without keeping them": _unbroadcast_drops_size_one_axes,
+                "averages instead of summing": _unbroadcast_mean,
+            },
+        ),
+        _back_exercise(
+            ref.multiply_back0,
+            _multiply_cases(0),
+            "d(x * y)/dx = y: return unbroadcast(grad_out * y, np.shape(x)). np.shape works on floats too.",
+            {
+                "multiplies by x, not y": _multiply_back0_wrong_factor,
+                "forgets to unbroadcast": _multiply_back0_no_unbroadcast,
+            },
+            _mul,
+            0,
+        ),
+        _back_exercise(
+            ref.multiply_back1,
+            _multiply_cases(1),
+            "d(x * y)/dy = x: return unbroadcast(grad_out * x, np.shape(y)).",
+            {
+                "multiplies by y, not x": _multiply_back1_wrong_factor,
+                "forgets to unbroadcast": _multiply_back1_no_unbroadcast,
+            },
+            _mul,
+            1,
+        ),
+        Exercise(
+            ref.topological_sort,
+            _topological_sort_cases,
+            run=_run_topological_sort,
+            hint="Depth-first search: visit a node's parents (node.recipe.parents.values(), none for a leaf) before "
+            "appending the node itself, and keep a set of the ids you have visited so each node appears once.",
+            wrong={
+                "end node first (the reverse order)": _topo_end_first,
+                "no visited set": _topo_no_visited_set,
+                "breadth-first search, reversed": _topo_reversed_bfs,
+            },
+        ),
+        Exercise(
+            ref.backprop,
+            _backprop_cases,
+            run=_run_backprop,
+            atol=1e-8,
+            rtol=1e-6,
+            hint="Walk reversed(topological_sort(end_node)), keeping a dict from id(node) to its gradient. Add "
+            "(don't overwrite) each parent's contribution; for a leaf that requires grad, add to its .grad.",
+            wrong={
+                "overwrites instead of adding contributions": _backprop_overwrites,
+                "visits each tensor once, with the first gradient to reach it": _backprop_first_gradient_only,
+                "replaces a leaf's existing .grad": _backprop_replaces_grad,
+            },
+        ),
+        _back_exercise(
+            ref.negative_back,
+            _elementwise_cases(torch.neg),
+            "d(-x)/dx = -1: return -grad_out.",
+            {"forgets the sign": _negative_back_identity},
+            torch.neg,
+        ),
+        _back_exercise(
+            ref.exp_back,
+            _elementwise_cases(torch.exp),
+            "d exp(x)/dx = exp(x), which is `out`: grad_out * out.",
+            {"multiplies by x": _exp_back_times_x, "forgets grad_out": _exp_back_no_grad_out},
+            torch.exp,
+        ),
+        _back_exercise(
+            ref.relu_back,
+            _elementwise_cases(torch.relu, hand=_RELU_HAND),
+            "The gradient passes where x > 0 and is 0 elsewhere, including at x = 0: grad_out * (x > 0).",
+            {"passes the gradient at x = 0": _relu_back_at_zero, "forgets grad_out": _relu_back_mask_only},
+            torch.relu,
+        ),
+        _back_exercise(
+            ref.reshape_back,
+            _reshape_cases,
+            "Reshape grad_out back to the input's shape, x.shape.",
+            {
+                "reshapes to the output shape": _reshape_back_to_new_shape,
+                "reshapes in the wrong (transposed) order": _reshape_back_transposed,
+            },
+            torch.reshape,
+        ),
+        _back_exercise(
+            ref.permute_back,
+            _permute_cases,
+            "Undo the permutation: the inverse of `axes` is np.argsort(axes). Applying `axes` again only "
+            "works when the permutation is its own inverse.",
+            {
+                "applies the same permutation again": _permute_back_same_axes,
+                "reverses all axes": _permute_back_reversed,
+            },
+            torch.permute,
+        ),
+        _back_exercise(
+            ref.sum_back,
+            _reduction_cases(_torch_sum, _SUM_HAND),
+            "Without keepdim, first put the summed axes back with np.expand_dims(grad_out, dim); then "
+            "np.broadcast_to(..., x.shape) (and .copy(), since broadcast_to gives a read-only view).",
+            {"broadcasts without restoring the summed axes": _sum_back_no_expand, "forgets grad_out": _sum_back_ones},
+            _torch_sum,
+        ),
+        _back_exercise(
+            ref.max_back,
+            _reduction_cases(_torch_amax, _MAX_HAND),
+            "The entries equal to the maximum (x == out, with the axes restored as in sum_back) share the "
+            "gradient: divide by how many there are along the reduced axes.",
+            {
+                "every tied maximum gets the whole gradient": _max_back_ties_get_all,
+                "routes the gradient to every entry, like sum": _max_back_like_sum,
+            },
+            _torch_amax,
+        ),
+        _back_exercise(
+            ref.matmul2d_back0,
+            _matmul_cases(0),
+            "dL/dx = grad_out @ y.T: (m, n) @ (n, k) gives x's shape (m, k).",
+            {"forgets to transpose y": _matmul_back0_untransposed, "wrong order": _matmul_back0_wrong_order},
+            torch.matmul,
+            0,
+        ),
+        _back_exercise(
+            ref.matmul2d_back1,
+            _matmul_cases(1),
+            "dL/dy = x.T @ grad_out: (k, m) @ (m, n) gives y's shape (k, n).",
+            {"forgets to transpose x": _matmul_back1_untransposed, "wrong order": _matmul_back1_wrong_order},
+            torch.matmul,
+            1,
+        ),
+        Exercise(
+            ref.Linear,
+            _linear_cases,
+            run=_run_linear,
+            extra=_linear_init_check,
+            atol=1e-8,
+            rtol=1e-6,
+            hint="Make self.weight a Parameter of shape (out_features, in_features) and self.bias one of shape "
+            "(out_features,) (or None), both uniform in +-1/sqrt(in_features); forward is x @ self.weight.T + "
+            "self.bias, with Tensor ops only, so gradients flow.",
+            wrong={
+                "computes on .array, so no gradient flows": _LinearUsesArrays,
+                "weight stored as (in_features, out_features)": _LinearWeightInByOut,
+                "standard normal initialisation": _LinearNormalInit,
+            },
+        ),
+        Exercise(
+            ref.cross_entropy,
+            _cross_entropy_cases,
+            run=_run_cross_entropy,
+            atol=1e-8,
+            rtol=1e-6,
+            hint="Subtract each row's maximum (logits.array.max(axis=-1, keepdims=True), a constant), then "
+            "log_probs = shifted - shifted.exp().sum(dim=-1, keepdim=True).log(); pick the true classes with a "
+            "one-hot array (np.eye(classes)[true_labels]) and average -log_probs over the batch.",
+            wrong={
+                "no max subtraction: overflows for large logits": _ce_no_shift,
+                "sums over the batch": _ce_sum,
+                "computed on arrays: no gradient": _ce_arrays,
+            },
+        ),
+        Exercise(
+            ref.SGD,
+            _sgd_cases,
+            run=_run_sgd,
+            atol=1e-8,
+            rtol=1e-6,
+            hint="In step: g = p.grad.array + weight_decay * p.array; with momentum, b = g at the first step, then "
+            "b = momentum * b + g, and g = b; finally p.array -= lr * g (in place). zero_grad sets each p.grad "
+            "to None. Store list(params): a generator can be read once only.",
+            wrong={
+                "rebinds a new Parameter instead of updating in place": _SGDRebinds,
+                "momentum as an average, (1 - momentum) * g": _SGDDampened,
+                "weight decay added after momentum": _SGDDecayAfterMomentum,
+                "zero_grad does nothing": _SGDKeepsGrads,
+                "reads the parameter generator twice": _SGDListsGeneratorTwice,
+            },
+        ),
+    ],
+)

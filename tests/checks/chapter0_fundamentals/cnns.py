@@ -51,11 +51,19 @@ class _TorchAveragePool(nn.Module):
 class _TorchResidualBlock(nn.Module):
     def __init__(self, in_feats, out_feats, first_stride=1):
         super().__init__()
-        self.left = nn.Sequential(nn.Conv2d(in_feats, out_feats, 3, first_stride, 1, bias=False), nn.BatchNorm2d(out_feats),
-                                  nn.ReLU(), nn.Conv2d(out_feats, out_feats, 3, 1, 1, bias=False), nn.BatchNorm2d(out_feats))
+        self.left = nn.Sequential(
+            nn.Conv2d(in_feats, out_feats, 3, first_stride, 1, bias=False),
+            nn.BatchNorm2d(out_feats),
+            nn.ReLU(),
+            nn.Conv2d(out_feats, out_feats, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_feats),
+        )
         downsample = first_stride != 1 or in_feats != out_feats
-        self.right = nn.Sequential(nn.Conv2d(in_feats, out_feats, 1, first_stride, bias=False),
-                                   nn.BatchNorm2d(out_feats)) if downsample else nn.Identity()
+        self.right = (
+            nn.Sequential(nn.Conv2d(in_feats, out_feats, 1, first_stride, bias=False), nn.BatchNorm2d(out_feats))
+            if downsample
+            else nn.Identity()
+        )
 
     def forward(self, x):
         return F.relu(self.left(x) + self.right(x))
@@ -64,24 +72,41 @@ class _TorchResidualBlock(nn.Module):
 class _TorchBlockGroup(nn.Module):
     def __init__(self, n_blocks, in_feats, out_feats, first_stride=1):
         super().__init__()
-        self.blocks = nn.Sequential(*[_TorchResidualBlock(in_feats if i == 0 else out_feats, out_feats,
-                                                          first_stride if i == 0 else 1) for i in range(n_blocks)])
+        self.blocks = nn.Sequential(
+            *[
+                _TorchResidualBlock(in_feats if i == 0 else out_feats, out_feats, first_stride if i == 0 else 1)
+                for i in range(n_blocks)
+            ]
+        )
 
     def forward(self, x):
         return self.blocks(x)
 
 
 class _TorchResNet34(nn.Module):
-    def __init__(self, n_blocks_per_group=(3, 4, 6, 3), out_features_per_group=(64, 128, 256, 512),
-                 first_strides_per_group=(1, 2, 2, 2), n_classes=1000, in_channels=3):
+    def __init__(
+        self,
+        n_blocks_per_group=(3, 4, 6, 3),
+        out_features_per_group=(64, 128, 256, 512),
+        first_strides_per_group=(1, 2, 2, 2),
+        n_classes=1000,
+        in_channels=3,
+    ):
         super().__init__()
         width = out_features_per_group[0]
-        self.in_layers = nn.Sequential(nn.Conv2d(in_channels, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
-                                       nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        self.in_layers = nn.Sequential(
+            nn.Conv2d(in_channels, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         ins = [width, *out_features_per_group[:-1]]
-        self.residual_layers = nn.Sequential(*[_TorchBlockGroup(*a) for a in zip(
-            n_blocks_per_group, ins, out_features_per_group, first_strides_per_group)])
-        self.out_layers = nn.Sequential(_TorchAveragePool(), nn.Flatten(), nn.Linear(out_features_per_group[-1], n_classes))
+        self.residual_layers = nn.Sequential(
+            *[
+                _TorchBlockGroup(*a)
+                for a in zip(n_blocks_per_group, ins, out_features_per_group, first_strides_per_group)
+            ]
+        )
+        self.out_layers = nn.Sequential(
+            _TorchAveragePool(), nn.Flatten(), nn.Linear(out_features_per_group[-1], n_classes)
+        )
 
     def forward(self, x):
         return self.out_layers(self.residual_layers(self.in_layers(x)))
@@ -95,10 +120,12 @@ def _check_uniform_init(tensor, bound: float, what: str) -> None:
     values = tensor.detach().flatten()
     assert values.abs().max() <= bound + 1e-6, (
         f"{what} has values up to {values.abs().max():.3g}, outside +-1/sqrt(fan_in) = +-{bound:.3g}: "
-        "draw it uniformly from [-bound, bound]")
+        "draw it uniformly from [-bound, bound]"
+    )
     assert values.unique().numel() > 1, f"{what} has all its values equal: draw them at random"
     assert values.abs().max() > bound / 2, (
-        f"{what} only reaches {values.abs().max():.3g}, far inside +-{bound:.3g}: use the whole interval")
+        f"{what} only reaches {values.abs().max():.3g}, far inside +-{bound:.3g}: use the whole interval"
+    )
 
 
 def _linear_init(impl) -> None:
@@ -141,7 +168,7 @@ class _UntransposedLinear(ref.Linear):
 
 class _FlattenToEnd(ref.Flatten):
     def forward(self, x):
-        return x.reshape(*x.shape[:self.start_dim % x.ndim], -1)
+        return x.reshape(*x.shape[: self.start_dim % x.ndim], -1)
 
 
 class _FlattenExclusiveEnd(ref.Flatten):
@@ -260,8 +287,10 @@ class _BlockStrideOnSecondConv(ref.ResidualBlock):
 class _GroupStrideEverywhere(nn.Module):
     def __init__(self, n_blocks, in_feats, out_feats, first_stride=1):
         super().__init__()
-        self.blocks = nn.Sequential(ref.ResidualBlock(in_feats, out_feats, first_stride), *[
-            _StridedIdentityBlock(out_feats, first_stride) for _ in range(n_blocks - 1)])
+        self.blocks = nn.Sequential(
+            ref.ResidualBlock(in_feats, out_feats, first_stride),
+            *[_StridedIdentityBlock(out_feats, first_stride) for _ in range(n_blocks - 1)],
+        )
 
     def forward(self, x):
         return self.blocks(x)
@@ -275,7 +304,7 @@ class _StridedIdentityBlock(ref.ResidualBlock):
         self.left[0].stride, self.step = stride, stride
 
     def forward(self, x):
-        return self.relu(self.left(x) + x[..., ::self.step, ::self.step])
+        return self.relu(self.left(x) + x[..., :: self.step, :: self.step])
 
 
 class _ResNetNoMaxPool(ref.ResNet34):
@@ -418,7 +447,9 @@ def _torch_trace(mat):
 
 
 def _relu_cases(gen):
-    yield Case((torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0]),), "hand-made", expected=torch.tensor([0.0, 0.0, 0.0, 0.5, 3.0]))
+    yield Case(
+        (torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0]),), "hand-made", expected=torch.tensor([0.0, 0.0, 0.0, 0.5, 3.0])
+    )
     yield Case((_randn(gen, 4, 7),), "a random matrix")
     yield Case((_images(gen, 2, 3, 5),), "a batch of images")
     yield Case((torch.tensor([[-1.0, 2.0], [3.0, -4.0]], dtype=torch.float64),), "float64 keeps its dtype")
@@ -502,7 +533,9 @@ def _conv_cases(gen):
 
 def _maxpool_cases(gen):
     image = torch.arange(16.0).reshape(1, 1, 4, 4)
-    yield Case((image,), "0..15 in a 4x4 grid, kernel 2", init=(2,), expected=torch.tensor([[[[5.0, 7.0], [13.0, 15.0]]]]))
+    yield Case(
+        (image,), "0..15 in a 4x4 grid, kernel 2", init=(2,), expected=torch.tensor([[[[5.0, 7.0], [13.0, 15.0]]]])
+    )
     yield Case((_images(gen, 2, 3, 8),), "kernel 2 (stride defaults to the kernel size)", init=(2,))
     yield Case((_images(gen, 2, 3, 9),), "kernel 3, stride 2, padding 1 (ResNet's stem)", init=(3, 2, 1))
     yield Case((-_images(gen, 1, 2, 7).abs(),), "all negative, padded: padding must not win", init=(3, 1, 1))
@@ -514,8 +547,9 @@ def _run_batchnorm(impl, case):
     bn = impl(*case.init).to(batches.device)
     expected = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
     if set(bn.state_dict()) != expected:
-        raise AttributeError(f"BatchNorm2d's parameters and buffers should be {sorted(expected)}, "
-                             f"got {sorted(bn.state_dict())}")
+        raise AttributeError(
+            f"BatchNorm2d's parameters and buffers should be {sorted(expected)}, got {sorted(bn.state_dict())}"
+        )
     bn.load_state_dict({**bn.state_dict(), "weight": weight, "bias": bias})
     train_out = torch.stack([bn(x) for x in batches])
     stats = (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
@@ -523,25 +557,38 @@ def _run_batchnorm(impl, case):
     return train_out, *stats, bn(eval_batch)
 
 
-_BN_OUTPUTS = ("inputs: training batches, eval batch, weight, bias; "
-               "compared: (train outputs, running_mean, running_var, num_batches_tracked, eval output)")
+_BN_OUTPUTS = (
+    "inputs: training batches, eval batch, weight, bias; "
+    "compared: (train outputs, running_mean, running_var, num_batches_tracked, eval output)"
+)
 
 
 def _batchnorm_cases(gen):
     for init, batches, batch in [((3,), 3, 4), ((4, 1e-3, 0.3), 2, 5), ((2,), 5, 2)]:
         c = init[0]
         xs = 2 * _randn(gen, batches, batch, c, 5, 4) + 3 * _randn(gen, 1, 1, c, 1, 1)
-        yield Case((xs, 2 * _images(gen, 3, c, 5, 4) + 1, 1 + _randn(gen, c), _randn(gen, c)),
-                   f"{c} channels, {batches} training batches of {batch}, then eval; {_BN_OUTPUTS}", init=init)
+        yield Case(
+            (xs, 2 * _images(gen, 3, c, 5, 4) + 1, 1 + _randn(gen, c), _randn(gen, c)),
+            f"{c} channels, {batches} training batches of {batch}, then eval; {_BN_OUTPUTS}",
+            init=init,
+        )
     ones = torch.ones(1)
     hand = torch.tensor([1.0, 3.0]).reshape(1, 2, 1, 1, 1)  # one batch of two images, one channel, 1x1
     # mean 2, biased var 1, unbiased var 2: train out (x - 2) / sqrt(1 + eps) = -1, 1 (eps 0 here);
     # running mean 0.9 * 0 + 0.1 * 2 = 0.2; running var 0.9 * 1 + 0.1 * 2 = 1.1; eval (x - 0.2) / sqrt(1.1).
     eval_batch = torch.tensor([1.2]).reshape(1, 1, 1, 1)
-    yield Case((hand, eval_batch, ones, torch.zeros(1)), f"hand-made: [1, 3] then [1.2], eps 0; {_BN_OUTPUTS}",
-               init=(1, 0.0, 0.1),
-               expected=(torch.tensor([-1.0, 1.0]).reshape(1, 2, 1, 1, 1), torch.tensor([0.2]), torch.tensor([1.1]),
-                         torch.tensor(1), torch.tensor([1.0 / math.sqrt(1.1)]).reshape(1, 1, 1, 1)))
+    yield Case(
+        (hand, eval_batch, ones, torch.zeros(1)),
+        f"hand-made: [1, 3] then [1.2], eps 0; {_BN_OUTPUTS}",
+        init=(1, 0.0, 0.1),
+        expected=(
+            torch.tensor([-1.0, 1.0]).reshape(1, 2, 1, 1, 1),
+            torch.tensor([0.2]),
+            torch.tensor([1.1]),
+            torch.tensor(1),
+            torch.tensor([1.0 / math.sqrt(1.1)]).reshape(1, 1, 1, 1),
+        ),
+    )
 
 
 def _average_pool_cases(gen):
@@ -565,17 +612,23 @@ def _block_group_cases(gen):
 
 
 def _resnet_cases(gen):
-    yield Case((_images(gen, 2, 3, 64),), "ResNet34, 10 classes, two 3x64x64 images", init=((3, 4, 6, 3), (64, 128, 256, 512),
-                                                                                        (1, 2, 2, 2), 10))
-    yield Case((_images(gen, 3, 1, 16),), "a small ResNet for 1-channel 16x16 digits",
-               init=((1, 2), (8, 16), (1, 2), 10, 1))
+    yield Case(
+        (_images(gen, 2, 3, 64),),
+        "ResNet34, 10 classes, two 3x64x64 images",
+        init=((3, 4, 6, 3), (64, 128, 256, 512), (1, 2, 2, 2), 10),
+    )
+    yield Case(
+        (_images(gen, 3, 1, 16),), "a small ResNet for 1-channel 16x16 digits", init=((1, 2), (8, 16), (1, 2), 10, 1)
+    )
     yield Case((_images(gen, 2, 2, 24),), "three groups, 5 classes", init=((2, 1, 1), (4, 6, 8), (1, 2, 2), 5, 2))
 
 
 def _resnet_parameter_count(impl) -> None:
     count = sum(p.numel() for p in impl().parameters())
-    assert count == 21_797_672, (f"ResNet34() has {count:,} parameters; torchvision's resnet34 has 21,797,672. "
-                                 "Check the defaults, the stem, and that the convolutions have no bias.")
+    assert count == 21_797_672, (
+        f"ResNet34() has {count:,} parameters; torchvision's resnet34 has 21,797,672. "
+        "Check the defaults, the stem, and that the convolutions have no bias."
+    )
 
 
 def _trace_cases(gen):
@@ -603,8 +656,11 @@ def _conv1d_cases(gen):
 
 def _pad2d_cases(gen):
     x = torch.tensor([[1.0, 2.0]])
-    yield Case((x, 1, 0, 0, 1, 9.0), "one column left, one row below",
-               expected=torch.tensor([[9.0, 1.0, 2.0], [9.0, 9.0, 9.0]]))
+    yield Case(
+        (x, 1, 0, 0, 1, 9.0),
+        "one column left, one row below",
+        expected=torch.tensor([[9.0, 1.0, 2.0], [9.0, 9.0, 9.0]]),
+    )
     yield Case((_images(gen, 2, 3, 4, 5), 1, 2, 3, 0, 0.0), "a batch, different pads on each side")
     yield Case((_randn(gen, 3, 3), 0, 0, 0, 0, 1.0), "no padding")
     yield Case((_randn(gen, 2, 4), 2, 1, 1, 2, -math.inf), "-inf padding")
@@ -614,8 +670,11 @@ def _conv2d_strided_cases(gen):
     x, w = torch.arange(9.0).reshape(1, 1, 3, 3), torch.ones(1, 1, 2, 2)
     yield Case((x, w), "0..8 in 3x3, a 2x2 kernel of ones", expected=torch.tensor([[[[8.0, 12.0], [20.0, 24.0]]]]))
     yield Case((_images(gen, 2, 3, 6), _randn(gen, 4, 3, 3, 3)), "3 -> 4 channels, kernel 3")
-    yield Case((_images(gen, 1, 2, 9, 7), _randn(gen, 3, 2, 3, 2)), "stride 2, padding 1, non-square kernel",
-               kwargs=dict(stride=2, padding=1))
+    yield Case(
+        (_images(gen, 1, 2, 9, 7), _randn(gen, 3, 2, 3, 2)),
+        "stride 2, padding 1, non-square kernel",
+        kwargs=dict(stride=2, padding=1),
+    )
     yield Case((_images(gen, 2, 1, 8), _randn(gen, 2, 1, 3, 3)), "stride 3", kwargs=dict(stride=3))
     yield Case((_images(gen, 1, 3, 5), _randn(gen, 2, 3, 1, 1)), "kernel 1, padding 2", kwargs=dict(padding=2))
 
@@ -624,95 +683,197 @@ def _maxpool_strided_cases(gen):
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
     yield Case((x, 2), "0..15 in 4x4, kernel 2", expected=torch.tensor([[[[5.0, 7.0], [13.0, 15.0]]]]))
     yield Case((_images(gen, 2, 3, 8), 2), "kernel 2, default stride")
-    yield Case((-_images(gen, 1, 2, 9).abs(), 3), "all negative, kernel 3, stride 2, padding 1",
-               kwargs=dict(stride=2, padding=1))
+    yield Case(
+        (-_images(gen, 1, 2, 9).abs(), 3),
+        "all negative, kernel 3, stride 2, padding 1",
+        kwargs=dict(stride=2, padding=1),
+    )
     yield Case((_images(gen, 1, 1, 7, 6), 3), "kernel 3, stride 1", kwargs=dict(stride=1))
 
 
 # ----------------------------------------------------------------------------- the exercises
 
-check = Checker("0.2", [
-    Exercise(ref.ReLU, _relu_cases, oracle=nn.ReLU,
-             hint="Return a new tensor: torch.maximum(x, torch.tensor(0.0)) or x.clamp(min=0), not x.clamp_ (in place).",
-             wrong={"leaky": _LeakyReLU, "in place": _InPlaceReLU}),
-    Exercise(ref.Linear, _linear_cases, oracle=nn.Linear, extra=_linear_init,
-             hint="weight has shape (out_features, in_features): compute x @ weight.T + bias. Initialise both "
-                  "uniformly in [-1/sqrt(in_features), 1/sqrt(in_features)], and set bias = None when bias=False.",
-             wrong={"normal init": _NormalInitLinear, "weight reshaped, not transposed": _UntransposedLinear}),
-    Exercise(ref.Flatten, _flatten_cases, oracle=nn.Flatten,
-             hint="Turn negative dims into positive ones with dim % x.ndim; the new shape is "
-                  "x.shape[:start] + (-1,) + x.shape[end + 1:] (end_dim is included in the merge).",
-             wrong={"ignores end_dim": _FlattenToEnd, "end_dim exclusive": _FlattenExclusiveEnd}),
-    Exercise(ref.SimpleMLP, _mlp_cases, oracle=_TorchSimpleMLP,
-             hint="Name the layers flatten, linear1, relu, linear2, and apply them in that order; no ReLU on the logits.",
-             wrong={"no ReLU": _MLPNoReLU, "ReLU on the logits": _MLPReLUAtEnd}),
-    Exercise(ref.train_epoch, _train_epoch_cases, run=_run_train_epoch, oracle=_manual_train_epoch,
-             hint="Call model.train() first. Per batch: loss = F.cross_entropy(model(images), labels); "
-                  "optimizer.zero_grad(); loss.backward(); optimizer.step(); keep loss.item().",
-             wrong={"never zeroes the gradients": _train_epoch_no_zero_grad,
-                    "zeroes the gradients between backward and step": _train_epoch_zero_grad_after_backward,
-                    "leaves the model in eval mode": _train_epoch_eval_mode}),
-    Exercise(ref.evaluate, _evaluate_cases, run=_run_evaluate,
-             hint="Call model.eval() first. Count correct predictions (logits.argmax(-1) == labels) and examples over "
-                  "all batches, and divide at the end: the mean of per-batch accuracies is wrong when batch sizes differ.",
-             wrong={"mean of per-batch accuracies": _evaluate_batch_mean, "stays in training mode": _evaluate_train_mode}),
-    Exercise(ref.Conv2d, _conv_cases, oracle=_TorchConv2d, extra=_conv_init,
-             hint="weight: (out_channels, in_channels, kernel_size, kernel_size); forward is F.conv2d(x, self.weight, "
-                  "self.bias, stride=self.stride, padding=self.padding). Uniform init with "
-                  "bound 1/sqrt(in_channels * kernel_size**2); bias None when bias=False.",
-             wrong={"ignores padding": _ConvNoPadding, "flips the kernel": _ConvFlipped}),
-    Exercise(ref.MaxPool2d, _maxpool_cases, oracle=nn.MaxPool2d,
-             hint="When stride is None, use kernel_size as the stride; then F.max_pool2d(x, kernel_size, stride, padding).",
-             wrong={"stride defaults to 1": _PoolStrideOne, "averages": _AvgInsteadOfMax}),
-    Exercise(ref.BatchNorm2d, _batchnorm_cases, run=_run_batchnorm, oracle=nn.BatchNorm2d,
-             hint="Training: normalise with the batch's mean and *biased* variance over (0, 2, 3); update running_mean "
-                  "and running_var as (1 - momentum) * old + momentum * new, with the *unbiased* variance; add 1 to "
-                  "num_batches_tracked. Eval: normalise with the running statistics and change nothing.",
-             wrong={"unbiased variance to normalise": _BatchNormUnbiasedNormalise,
-                    "biased variance in running_var": _BatchNormBiasedRunningVar,
-                    "batch statistics in eval mode": _BatchNormBatchStatsInEval,
-                    "momentum the wrong way round": _BatchNormMomentumSwapped,
-                    "num_batches_tracked never counts": _BatchNormNoCounter}),
-    Exercise(ref.AveragePool, _average_pool_cases, oracle=_TorchAveragePool,
-             hint="x.mean(dim=(2, 3)): average over height and width, keep batch and channels.",
-             wrong={"over channels and height": _AveragePoolOverChannels, "sums": _AveragePoolSum}),
-    Exercise(ref.ResidualBlock, _residual_block_cases, oracle=_TorchResidualBlock,
-             hint="left = Sequential(Conv2d 3x3 stride first_stride padding 1, BatchNorm2d, ReLU, Conv2d 3x3 padding 1, "
-                  "BatchNorm2d), convolutions with bias=False; right = Identity() if first_stride == 1 and in_feats == "
-                  "out_feats, else Sequential(Conv2d 1x1 stride first_stride, BatchNorm2d); return relu(left(x) + right(x)).",
-             wrong={"ReLU before the addition": _BlockReLUBeforeAdd, "no final ReLU": _BlockNoFinalReLU,
-                    "no shortcut": _BlockNoShortcut, "stride on the second convolution": _BlockStrideOnSecondConv}),
-    Exercise(ref.BlockGroup, _block_group_cases, oracle=_TorchBlockGroup,
-             hint="self.blocks = Sequential(ResidualBlock(in_feats, out_feats, first_stride), then n_blocks - 1 times "
-                  "ResidualBlock(out_feats, out_feats)): only the first block changes the shape.",
-             wrong={"every block strides": _GroupStrideEverywhere}),
-    Exercise(ref.ResNet34, _resnet_cases, oracle=_TorchResNet34, extra=_resnet_parameter_count, atol=1e-4, rtol=1e-3,
-             hint="in_layers: Conv2d 7x7 stride 2 padding 3 (no bias) to out_features_per_group[0], BatchNorm2d, ReLU, "
-                  "MaxPool2d(3, 2, 1). residual_layers: one BlockGroup per group, each taking the previous group's "
-                  "width. out_layers: AveragePool, Flatten, Linear.",
-             wrong={"no max pooling": _ResNetNoMaxPool, "ReLU on the logits": _ResNetReLUOnLogits}),
-    Exercise(ref.as_strided_trace, _trace_cases, oracle=_torch_trace,
-             hint="Use the tensor's own strides: mat.as_strided((n,), (mat.stride(0) + mat.stride(1),)).sum().",
-             wrong={"assumes a contiguous matrix": _trace_contiguous, "sums the first column": _trace_first_column}),
-    Exercise(ref.as_strided_matmul, _matmul_cases, oracle=torch.matmul,
-             hint="View a as (i, j, k) with strides (a.stride(0), a.stride(1), 0) and b as (i, j, k) with strides "
-                  "(0, b.stride(0), b.stride(1)); multiply and sum over j.",
-             wrong={"assumes contiguous inputs": _matmul_assumes_contiguous,
-                    "sums over k instead of j": _matmul_sums_wrong_axis}),
-    Exercise(ref.conv1d_minimal, _conv1d_cases, oracle=F.conv1d,
-             hint="View x as (batch, in_channels, output_width, kernel_width) with strides (s_b, s_c, s_w, s_w), then "
-                  "einsum 'b c ow kw, o c kw -> b o ow'. Don't flip the kernel: torch's 'convolution' is a cross-correlation.",
-             wrong={"flips the kernel": _conv1d_flipped, "sums the channels first": _conv1d_channels_summed_first}),
-    Exercise(ref.pad2d, _pad2d_cases, oracle=_torch_pad2d,
-             hint="x.new_full((..., top + height + bottom, left + width + right), pad_value), then copy x into "
-                  "out[..., top:top + height, left:left + width].",
-             wrong={"rows and columns swapped": _pad2d_swapped, "always pads with zeros": _pad2d_always_zero}),
-    Exercise(ref.conv2d_strided, _conv2d_strided_cases, oracle=F.conv2d,
-             hint="Pad with pad2d first. The windows view has shape (b, c, oh, ow, kh, kw) and strides "
-                  "(s_b, s_c, s_h * stride, s_w * stride, s_h, s_w); oh = (height - kh) // stride + 1 after padding.",
-             wrong={"ignores stride": _conv2d_stride_ignored, "pads one side only": _conv2d_padding_one_side}),
-    Exercise(ref.maxpool2d_strided, _maxpool_strided_cases, oracle=F.max_pool2d,
-             hint="stride defaults to kernel_size. Pad with -inf (a zero could beat all-negative windows), take the "
-                  "same windows view as in conv2d_strided, then .amax(dim=(-2, -1)).",
-             wrong={"pads with zeros": _maxpool_zero_padding, "stride defaults to 1": _maxpool_stride_one}),
-])
+check = Checker(
+    "0.2",
+    [
+        Exercise(
+            ref.ReLU,
+            _relu_cases,
+            oracle=nn.ReLU,
+            hint="Return a new tensor: torch.maximum(x, torch.tensor(0.0)) or x.clamp(min=0), not x.clamp_ (in place).",
+            wrong={"leaky": _LeakyReLU, "in place": _InPlaceReLU},
+        ),
+        Exercise(
+            ref.Linear,
+            _linear_cases,
+            oracle=nn.Linear,
+            extra=_linear_init,
+            hint="weight has shape (out_features, in_features): compute x @ weight.T + bias. Initialise both "
+            "uniformly in [-1/sqrt(in_features), 1/sqrt(in_features)], and set bias = None when bias=False.",
+            wrong={"normal init": _NormalInitLinear, "weight reshaped, not transposed": _UntransposedLinear},
+        ),
+        Exercise(
+            ref.Flatten,
+            _flatten_cases,
+            oracle=nn.Flatten,
+            hint="Turn negative dims into positive ones with dim % x.ndim; the new shape is "
+            "x.shape[:start] + (-1,) + x.shape[end + 1:] (end_dim is included in the merge).",
+            wrong={"ignores end_dim": _FlattenToEnd, "end_dim exclusive": _FlattenExclusiveEnd},
+        ),
+        Exercise(
+            ref.SimpleMLP,
+            _mlp_cases,
+            oracle=_TorchSimpleMLP,
+            hint="Name the layers flatten, linear1, relu, linear2, and apply them in that order; no ReLU on the logits.",
+            wrong={"no ReLU": _MLPNoReLU, "ReLU on the logits": _MLPReLUAtEnd},
+        ),
+        Exercise(
+            ref.train_epoch,
+            _train_epoch_cases,
+            run=_run_train_epoch,
+            oracle=_manual_train_epoch,
+            hint="Call model.train() first. Per batch: loss = F.cross_entropy(model(images), labels); "
+            "optimizer.zero_grad(); loss.backward(); optimizer.step(); keep loss.item().",
+            wrong={
+                "never zeroes the gradients": _train_epoch_no_zero_grad,
+                "zeroes the gradients between backward and step": _train_epoch_zero_grad_after_backward,
+                "leaves the model in eval mode": _train_epoch_eval_mode,
+            },
+        ),
+        Exercise(
+            ref.evaluate,
+            _evaluate_cases,
+            run=_run_evaluate,
+            hint="Call model.eval() first. Count correct predictions (logits.argmax(-1) == labels) and examples over "
+            "all batches, and divide at the end: the mean of per-batch accuracies is wrong when batch sizes differ.",
+            wrong={
+                "mean of per-batch accuracies": _evaluate_batch_mean,
+                "stays in training mode": _evaluate_train_mode,
+            },
+        ),
+        Exercise(
+            ref.Conv2d,
+            _conv_cases,
+            oracle=_TorchConv2d,
+            extra=_conv_init,
+            hint="weight: (out_channels, in_channels, kernel_size, kernel_size); forward is F.conv2d(x, self.weight, "
+            "self.bias, stride=self.stride, padding=self.padding). Uniform init with "
+            "bound 1/sqrt(in_channels * kernel_size**2); bias None when bias=False.",
+            wrong={"ignores padding": _ConvNoPadding, "flips the kernel": _ConvFlipped},
+        ),
+        Exercise(
+            ref.MaxPool2d,
+            _maxpool_cases,
+            oracle=nn.MaxPool2d,
+            hint="When stride is None, use kernel_size as the stride; then F.max_pool2d(x, kernel_size, stride, padding).",
+            wrong={"stride defaults to 1": _PoolStrideOne, "averages": _AvgInsteadOfMax},
+        ),
+        Exercise(
+            ref.BatchNorm2d,
+            _batchnorm_cases,
+            run=_run_batchnorm,
+            oracle=nn.BatchNorm2d,
+            hint="Training: normalise with the batch's mean and *biased* variance over (0, 2, 3); update running_mean "
+            "and running_var as (1 - momentum) * old + momentum * new, with the *unbiased* variance; add 1 to "
+            "num_batches_tracked. Eval: normalise with the running statistics and change nothing.",
+            wrong={
+                "unbiased variance to normalise": _BatchNormUnbiasedNormalise,
+                "biased variance in running_var": _BatchNormBiasedRunningVar,
+                "batch statistics in eval mode": _BatchNormBatchStatsInEval,
+                "momentum the wrong way round": _BatchNormMomentumSwapped,
+                "num_batches_tracked never counts": _BatchNormNoCounter,
+            },
+        ),
+        Exercise(
+            ref.AveragePool,
+            _average_pool_cases,
+            oracle=_TorchAveragePool,
+            hint="x.mean(dim=(2, 3)): average over height and width, keep batch and channels.",
+            wrong={"over channels and height": _AveragePoolOverChannels, "sums": _AveragePoolSum},
+        ),
+        Exercise(
+            ref.ResidualBlock,
+            _residual_block_cases,
+            oracle=_TorchResidualBlock,
+            hint="left = Sequential(Conv2d 3x3 stride first_stride padding 1, BatchNorm2d, ReLU, Conv2d 3x3 padding 1, "
+            "BatchNorm2d), convolutions with bias=False; right = Identity() if first_stride == 1 and in_feats == "
+            "out_feats, else Sequential(Conv2d 1x1 stride first_stride, BatchNorm2d); return relu(left(x) + right(x)).",
+            wrong={
+                "ReLU before the addition": _BlockReLUBeforeAdd,
+                "no final ReLU": _BlockNoFinalReLU,
+                "no shortcut": _BlockNoShortcut,
+                "stride on the second convolution": _BlockStrideOnSecondConv,
+            },
+        ),
+        Exercise(
+            ref.BlockGroup,
+            _block_group_cases,
+            oracle=_TorchBlockGroup,
+            hint="self.blocks = Sequential(ResidualBlock(in_feats, out_feats, first_stride), then n_blocks - 1 times "
+            "ResidualBlock(out_feats, out_feats)): only the first block changes the shape.",
+            wrong={"every block strides": _GroupStrideEverywhere},
+        ),
+        Exercise(
+            ref.ResNet34,
+            _resnet_cases,
+            oracle=_TorchResNet34,
+            extra=_resnet_parameter_count,
+            atol=1e-4,
+            rtol=1e-3,
+            hint="in_layers: Conv2d 7x7 stride 2 padding 3 (no bias) to out_features_per_group[0], BatchNorm2d, ReLU, "
+            "MaxPool2d(3, 2, 1). residual_layers: one BlockGroup per group, each taking the previous group's "
+            "width. out_layers: AveragePool, Flatten, Linear.",
+            wrong={"no max pooling": _ResNetNoMaxPool, "ReLU on the logits": _ResNetReLUOnLogits},
+        ),
+        Exercise(
+            ref.as_strided_trace,
+            _trace_cases,
+            oracle=_torch_trace,
+            hint="Use the tensor's own strides: mat.as_strided((n,), (mat.stride(0) + mat.stride(1),)).sum().",
+            wrong={"assumes a contiguous matrix": _trace_contiguous, "sums the first column": _trace_first_column},
+        ),
+        Exercise(
+            ref.as_strided_matmul,
+            _matmul_cases,
+            oracle=torch.matmul,
+            hint="View a as (i, j, k) with strides (a.stride(0), a.stride(1), 0) and b as (i, j, k) with strides "
+            "(0, b.stride(0), b.stride(1)); multiply and sum over j.",
+            wrong={
+                "assumes contiguous inputs": _matmul_assumes_contiguous,
+                "sums over k instead of j": _matmul_sums_wrong_axis,
+            },
+        ),
+        Exercise(
+            ref.conv1d_minimal,
+            _conv1d_cases,
+            oracle=F.conv1d,
+            hint="View x as (batch, in_channels, output_width, kernel_width) with strides (s_b, s_c, s_w, s_w), then "
+            "einsum 'b c ow kw, o c kw -> b o ow'. Don't flip the kernel: torch's 'convolution' is a cross-correlation.",
+            wrong={"flips the kernel": _conv1d_flipped, "sums the channels first": _conv1d_channels_summed_first},
+        ),
+        Exercise(
+            ref.pad2d,
+            _pad2d_cases,
+            oracle=_torch_pad2d,
+            hint="x.new_full((..., top + height + bottom, left + width + right), pad_value), then copy x into "
+            "out[..., top:top + height, left:left + width].",
+            wrong={"rows and columns swapped": _pad2d_swapped, "always pads with zeros": _pad2d_always_zero},
+        ),
+        Exercise(
+            ref.conv2d_strided,
+            _conv2d_strided_cases,
+            oracle=F.conv2d,
+            hint="Pad with pad2d first. The windows view has shape (b, c, oh, ow, kh, kw) and strides "
+            "(s_b, s_c, s_h * stride, s_w * stride, s_h, s_w); oh = (height - kh) // stride + 1 after padding.",
+            wrong={"ignores stride": _conv2d_stride_ignored, "pads one side only": _conv2d_padding_one_side},
+        ),
+        Exercise(
+            ref.maxpool2d_strided,
+            _maxpool_strided_cases,
+            oracle=F.max_pool2d,
+            hint="stride defaults to kernel_size. Pad with -inf (a zero could beat all-negative windows), take the "
+            "same windows view as in conv2d_strided, then .amax(dim=(-2, -1)).",
+            wrong={"pads with zeros": _maxpool_zero_padding, "stride defaults to 1": _maxpool_stride_one},
+        ),
+    ],
+)
