@@ -19,6 +19,16 @@ Source cells start with a percent marker line, as in jupytext and editors that r
     def NAME(...) -> ...:      the stub; the solved notebook gets the reference source instead
         raise NotImplementedError()
     # %% [hint]                markdown shown collapsed after the exercise (several allowed)
+    # %% [finding] NAME difficulty=3 importance=4 minutes=20
+    NAME = ...                 a discovery exercise: the learner assigns what their analysis found;
+    # %% [solution]            after its hints, the analysis that finds it (the solved notebook runs
+                               it; the learner's copy shows it folded). The check grades NAME against
+                               the truth recorded for it (a tests.harness.Finding).
+
+The build adds each exercise's ``check(...)`` cell itself, and refuses what would mislead a learner:
+a source with its own check cells, a stub whose docstring differs from its reference's, and a first
+hint that shows code from the answer (hints are tiered: the first says what to think about, the
+next narrows it, the solution shows the code).
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ class AuthoringError(ValueError):
 
 @dataclass
 class Cell:
-    kind: str  # "code", "markdown", "exercise" or "hint"
+    kind: str  # "code", "markdown", "exercise", "finding", "hint" or "solution"
     text: str
     line: int  # line of the marker in the source, for error messages
     options: dict[str, str] = field(default_factory=dict)
@@ -81,7 +91,18 @@ class Section:
 
     @property
     def exercises(self) -> list[Cell]:
-        return [c for c in self.cells if c.kind == "exercise"]
+        """Every graded cell, code exercises and findings, in order."""
+        return [c for c in self.cells if c.kind in ("exercise", "finding")]
+
+    def following(self, cell: Cell, kind: str) -> list[Cell]:
+        """The cells of `kind` in the run of hint and solution cells right after `cell`."""
+        found = []
+        start = next(i for i, c in enumerate(self.cells) if c is cell) + 1
+        for later in self.cells[start:]:
+            if later.kind not in ("hint", "solution"):
+                break
+            found += [later] if later.kind == kind else []
+        return found
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -93,7 +114,7 @@ def parse_cells(text: str) -> list[Cell]:
         marker = _MARKER.match(line)
         if marker:
             kind = marker["kind"] or "code"
-            if kind not in ("code", "markdown", "exercise", "hint"):
+            if kind not in ("code", "markdown", "exercise", "finding", "hint", "solution"):
                 raise AuthoringError(f"line {number}: unknown cell kind [{kind}]")
             cells.append(Cell(kind, "", number, _parse_options(kind, marker["rest"], number)))
         elif cells:
@@ -108,7 +129,7 @@ def parse_cells(text: str) -> list[Cell]:
 
 
 def _parse_options(kind: str, rest: str, line: int) -> dict[str, str]:
-    if kind != "exercise":
+    if kind not in ("exercise", "finding"):
         return {}
     name, *pairs = rest.split()
     options = {"name": name, **dict(p.split("=", 1) for p in pairs)}
@@ -140,9 +161,13 @@ def validate(section: Section) -> None:
     if len(set(names)) != len(names):
         raise AuthoringError(f"{where}: an exercise name appears twice")
     for previous, cell in zip(section.cells, section.cells[1:]):
-        if cell.kind == "hint" and previous.kind not in ("exercise", "hint"):
-            raise AuthoringError(f"{where}:{cell.line}: a [hint] cell must follow an exercise")
+        if cell.kind in ("hint", "solution") and previous.kind not in ("exercise", "finding", "hint", "solution"):
+            raise AuthoringError(f"{where}:{cell.line}: a [{cell.kind}] cell must follow an exercise or finding")
+    for cell in section.cells:
+        if cell.kind == "code" and re.search(r"^check\(", cell.text, re.M):
+            raise AuthoringError(f"{where}:{cell.line}: the build adds each exercise's check cell; remove this one")
 
+    code_names = [c.options["name"] for c in section.cells if c.kind == "exercise"]
     solutions = importlib.import_module(section.solutions_module)
     defined = {
         n
@@ -152,22 +177,69 @@ def validate(section: Section) -> None:
         and obj.__module__ == solutions.__name__
     }
     imported = _names_imported_from(section)
-    if missing := [n for n in names if n not in defined]:
+    if missing := [n for n in code_names if n not in defined]:
         raise AuthoringError(f"{where}: exercise(s) {missing} have no reference in {section.solutions_module}")
-    if orphans := sorted(defined - set(names) - imported):
+    if orphans := sorted(defined - set(code_names) - imported):
         raise AuthoringError(
             f"{section.solutions_module} defines {orphans}, which {where} neither sets as "
             "exercises nor imports: use them, or make them private (_name)"
         )
 
-    checks = {e.name for e in importlib.import_module(section.checks_module).check}
-    if set(names) != checks:
+    checks = {e.name: e for e in importlib.import_module(section.checks_module).check}
+    if set(names) != set(checks):
         raise AuthoringError(
             f"{where} and {section.checks_module} disagree: exercises without a check "
-            f"{sorted(set(names) - checks)}, checks without an exercise {sorted(checks - set(names))}"
+            f"{sorted(set(names) - set(checks))}, checks without an exercise "
+            f"{sorted(set(checks) - set(names))}"
         )
     for cell in section.exercises:
-        _validate_stub(cell, getattr(solutions, cell.options["name"]), where)
+        name = cell.options["name"]
+        if cell.kind == "finding":
+            _validate_finding(section, cell, checks[name], where)
+        else:
+            reference = getattr(solutions, name)
+            _validate_stub(cell, reference, where)
+            _validate_first_hint(section, cell, inspect.getsource(reference), where)
+
+
+def _validate_finding(section: Section, cell: Cell, check: object, where: Path) -> None:
+    name = cell.options["name"]
+    if type(check).__name__ != "Finding":
+        raise AuthoringError(f"{where}:{cell.line}: {name} is a [finding], but its check is not a Finding")
+    if not re.search(rf"^{name}\b[^=\n]*= \.\.\.", cell.text, re.M):
+        raise AuthoringError(f"{where}:{cell.line}: the finding {name} must end with `{name} = ...` for the learner")
+    solution = section.following(cell, "solution")
+    if len(solution) != 1 or not re.search(rf"^{name}\b[^=\n]*=", solution[0].text, re.M):
+        raise AuthoringError(f"{where}:{cell.line}: the finding {name} needs one [solution] cell that assigns {name}")
+    _validate_first_hint(section, cell, solution[0].text, where)
+
+
+def _validate_first_hint(section: Section, cell: Cell, answer: str, where: Path) -> None:
+    """The first hint says what to think about: it shows no code taken from the answer."""
+    hints = section.following(cell, "hint")
+    if not hints:
+        return
+    first = hints[0].text
+    if "```" in first:
+        raise AuthoringError(
+            f"{where}:{hints[0].line}: the first hint of {cell.options['name']} holds a code block; "
+            "say what to think about, and keep code for a later hint or the solution"
+        )
+    code = {re.sub(r"\s+", "", line) for line in answer.splitlines()}
+    hint_lines = {re.sub(r"\s+", "", line) for line in first.splitlines()}
+    if shared := sorted(line for line in code & hint_lines if len(line) >= 10 and not line.startswith("#")):
+        raise AuthoringError(
+            f"{where}:{hints[0].line}: the first hint of {cell.options['name']} repeats a line of "
+            f"the answer ({shared[0]}): make it say what to think about"
+        )
+    for span in re.findall(r"`([^`]+)`", first):
+        compact = re.sub(r"\s+", "", span)
+        # A bare name (`einsum`, `torch.where`) names a tool; an expression from the answer gives it away.
+        if len(compact) >= 5 and not re.fullmatch(r"[\w.]+", compact) and any(compact in line for line in code):
+            raise AuthoringError(
+                f"{where}:{hints[0].line}: the first hint of {cell.options['name']} shows `{span}`, "
+                "code from the answer: make it say what to think about"
+            )
 
 
 def _names_imported_from(section: Section) -> set[str]:
@@ -189,11 +261,14 @@ def _validate_stub(cell: Cell, reference: object, where: Path) -> None:
     if "NotImplementedError" not in cell.text:
         raise AuthoringError(f"{where}:{cell.line}: the stub of {name} must raise NotImplementedError")
     stub = defs[0]
+    _same_docstring(ast.get_docstring(stub), reference, name, where, cell)
     methods = [stub] if isinstance(stub, ast.FunctionDef) else [n for n in stub.body if isinstance(n, ast.FunctionDef)]
     for method in methods:
         target = reference if isinstance(stub, ast.FunctionDef) else getattr(reference, method.name, None)
         if target is None:
             raise AuthoringError(f"{where}:{cell.line}: stub method {name}.{method.name} is not in the reference")
+        if isinstance(stub, ast.ClassDef):
+            _same_docstring(ast.get_docstring(method), target, f"{name}.{method.name}", where, cell)
         expected = list(inspect.signature(target).parameters)
         got = [a.arg for a in method.args.posonlyargs + method.args.args + method.args.kwonlyargs]
         got += [a.arg for a in (method.args.vararg, method.args.kwarg) if a]
@@ -207,6 +282,16 @@ def _validate_stub(cell: Cell, reference: object, where: Path) -> None:
             )
 
 
+def _same_docstring(stub_doc: str | None, reference: object, name: str, where: Path, cell: Cell) -> None:
+    """A stub promises what its reference does: the two docstrings must agree word for word."""
+    reference_doc = inspect.getdoc(reference) if reference.__doc__ else None
+    if (stub_doc or None) != (reference_doc or None):
+        raise AuthoringError(
+            f"{where}:{cell.line}: the docstring of stub {name} differs from its reference's; "
+            f"make them the same.\n  stub:      {stub_doc!r}\n  reference: {reference_doc!r}"
+        )
+
+
 # ----------------------------------------------------------------------------- rendering
 
 
@@ -214,14 +299,19 @@ def _dots(n: int, filled: str) -> str:
     return filled * n + "⚪" * (5 - n)
 
 
-def _exercise_cells(section: Section, cell: Cell, hints: list[Cell], variant: str) -> list:
+def _exercise_cells(section: Section, cell: Cell, variant: str) -> list:
     name, o = cell.options["name"], cell.options
-    reference = getattr(importlib.import_module(section.solutions_module), name)
-    solution = inspect.getsource(reference).rstrip()
+    if cell.kind == "finding":
+        solution = section.following(cell, "solution")[0].text
+        kind = "Finding"
+    else:
+        solution = inspect.getsource(getattr(importlib.import_module(section.solutions_module), name)).rstrip()
+        kind = "Exercise"
     header = (
-        f"**Exercise `{name}`** · Difficulty {_dots(int(o['difficulty']), '🔴')} · "
+        f"**{kind} `{name}`** · Difficulty {_dots(int(o['difficulty']), '🔴')} · "
         f"Importance {_dots(int(o['importance']), '🔵')} · about {o['minutes']} minutes"
     )
+    hints = section.following(cell, "hint")
     folded = [f"<details><summary>Hint {i}</summary>\n\n{h.text}\n\n</details>" for i, h in enumerate(hints, 1)]
     folded.append(f"<details><summary>Solution</summary>\n\n```python\n{solution}\n```\n\n</details>")
     return [
@@ -235,18 +325,13 @@ def _exercise_cells(section: Section, cell: Cell, hints: list[Cell], variant: st
 def render(section: Section, variant: str) -> str:
     """The notebook text for one variant ("exercises" or "solved")."""
     nb = nbformat.v4.new_notebook()
-    for index, cell in enumerate(section.cells):
+    for cell in section.cells:
         if cell.kind == "markdown":
             nb.cells.append(nbformat.v4.new_markdown_cell(cell.text))
         elif cell.kind == "code":
             nb.cells.append(nbformat.v4.new_code_cell(cell.text))
-        elif cell.kind == "exercise":
-            hints = []
-            for following in section.cells[index + 1 :]:
-                if following.kind != "hint":
-                    break
-                hints.append(following)
-            nb.cells.extend(_exercise_cells(section, cell, hints, variant))
+        elif cell.kind in ("exercise", "finding"):
+            nb.cells.extend(_exercise_cells(section, cell, variant))
     for number, nb_cell in enumerate(nb.cells):
         nb_cell["id"] = f"cell-{number}"
     nb.metadata = {

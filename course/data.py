@@ -28,7 +28,7 @@ def _all_digits() -> tuple[Tensor, Tensor]:
 
 def digits(
     split: Literal["train", "val", "test"] = "train", size: int = 8
-) -> tuple[Float[Tensor, "n 1 size size"], Int[Tensor, "n"]]:
+) -> tuple[Float[Tensor, "n 1 size size"], Int[Tensor, " n"]]:
     """The split's images, resized to size x size (bilinear), and their labels 0-9."""
     images, labels = (t[SPLITS[split]] for t in _all_digits())
     if size != 8:

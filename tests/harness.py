@@ -14,8 +14,10 @@ cell is marked failed (nbval, "run all" and the grader see it) without a page of
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import json
+import math
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +35,9 @@ RESULTS_ENV = "COURSE_RESULTS"  # set by `course check`: where each verdict is a
 class _Unset:
     def __repr__(self) -> str:
         return "<computed by the reference>"
+
+    def __deepcopy__(self, memo: dict) -> _Unset:
+        return self  # a sentinel: copies of a Case must still test `expected is UNSET`
 
 
 UNSET = _Unset()
@@ -60,7 +65,12 @@ class Exercise:
     result for the learner's impl is compared with its result for the reference. ``extra(impl)``
     runs after the cases and raises AssertionError for what outputs cannot show (an initialisation).
     ``oracle`` is an independent implementation (often torch's own) that pins the reference in the
-    self-tests, where hand-computed ``expected`` answers are impractical.
+    self-tests, where hand-computed ``expected`` answers are impractical. ``compare(expected, got)``
+    replaces the element-wise comparison (raise Mismatch on a difference): sampling exercises use
+    it to test a statistic within a stated interval (see ``proportions_within``).
+
+    When a learner's output fails a case and equals what one of the ``wrong`` implementations
+    gives on it, the verdict names that mistake, so each ``wrong`` key is written as a diagnosis.
     """
 
     reference: Callable
@@ -70,6 +80,7 @@ class Exercise:
     run: Callable[[Any, Case], Any] | None = None
     extra: Callable[[Any], None] | None = None
     oracle: Callable | None = None
+    compare: Callable[[Any, Any], None] | None = None
     atol: float = 1e-5
     rtol: float = 1e-4
     seed: int = 0
@@ -81,6 +92,75 @@ class Exercise:
     @property
     def is_module(self) -> bool:
         return inspect.isclass(self.reference) and issubclass(self.reference, nn.Module)
+
+
+@dataclass
+class Finding:
+    """A discovery exercise: the learner submits what their analysis found (a head, a layer, a set of
+    heads, a rate, a direction), not code, and it is graded against the truth we planted or recorded.
+
+    ``truth()`` loads that truth (from a zoo model's metrics.json, say) when first needed;
+    ``grade(answer, truth)`` returns None for an acceptable answer, or a sentence saying what is off
+    without giving the truth away (see ``exact``, ``same_set``, ``number_within``, ``direction_within``).
+    ``wrong`` maps realistic mistakes to the answers they produce; the self-tests prove each is rejected.
+    """
+
+    name: str
+    truth: Callable[[], Any]
+    grade: Callable[[Any, Any], str | None]
+    hint: str
+    wrong: dict[str, Any] = field(default_factory=dict)
+
+
+def exact(what: str) -> Callable[[Any, Any], str | None]:
+    """Grade an answer that must equal the truth (a head name, a layer index)."""
+    return lambda answer, truth: None if answer == truth else f"{answer!r} is not {what}."
+
+
+def same_set(what: str) -> Callable[[Any, Any], str | None]:
+    """Grade a collection of items (heads, neurons) that must be exactly the true set, in any order."""
+
+    def grade(answer: Any, truth: Any) -> str | None:
+        if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
+            return f"expected a collection (list or set) of {what}, got {describe(answer)}."
+        answer, truth = set(answer), set(truth)
+        if answer == truth:
+            return None
+        wrong, missed = sorted(answer - truth, key=str), len(truth - answer)
+        parts = [f"{', '.join(map(str, wrong))} {'is' if len(wrong) == 1 else 'are'} not {what}"] if wrong else []
+        parts += [f"you missed {missed} of the {len(truth)}"] if missed else []
+        return "; ".join(parts) + "."
+
+    return grade
+
+
+def number_within(atol: float, what: str) -> Callable[[Any, Any], str | None]:
+    """Grade a measured number (a rate, a loss, an accuracy) that must be within atol of the truth."""
+
+    def grade(answer: Any, truth: float) -> str | None:
+        if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+            answer = answer.item()
+        if not isinstance(answer, (int, float, np.number)) or isinstance(answer, bool):
+            return f"expected a number for {what}, got {describe(answer)}."
+        if abs(answer - truth) <= atol:
+            return None
+        return f"your {what}, {answer:.4g}, is too {'high' if answer > truth else 'low'} (allowed: within {atol:g})."
+
+    return grade
+
+
+def direction_within(min_cosine: float, what: str) -> Callable[[Any, Any], str | None]:
+    """Grade a direction (a vector; its sign matters, its norm does not) by cosine similarity."""
+
+    def grade(answer: Any, truth: torch.Tensor) -> str | None:
+        if not isinstance(answer, torch.Tensor) or answer.shape != truth.shape:
+            return f"expected {what} as a tensor of shape {tuple(truth.shape)}, got {describe(answer)}."
+        cosine = torch.cosine_similarity(answer.detach().cpu().float().flatten(), truth.float().flatten(), dim=0)
+        if cosine >= min_cosine:
+            return None
+        return f"your {what} has cosine similarity {cosine:.3f} with the true one (needed: at least {min_cosine:g})."
+
+    return grade
 
 
 class CheckFailed(AssertionError):
@@ -112,6 +192,9 @@ def describe(value: Any, width: int = 90) -> str:
     if isinstance(value, (tuple, list)):
         inner = ", ".join(describe(v, width=40) for v in value[:3]) + (", ..." if len(value) > 3 else "")
         text = f"{type(value).__name__} of {len(value)}: ({inner})"
+    elif isinstance(value, dict):
+        inner = ", ".join(f"{k!r}: {describe(v, width=40)}" for k, v in list(value.items())[:3])
+        text = f"dict of {len(value)}: {{{inner}{', ...' if len(value) > 3 else ''}}}"
     elif isinstance(value, nn.Module):
         text = f"{type(value).__name__} module"
     else:
@@ -139,6 +222,15 @@ def compare(expected: Any, got: Any, atol: float, rtol: float, where: str = "out
             )
         for i, (e, g) in enumerate(zip(expected, got)):
             compare(e, g, atol, rtol, where=f"{where}[{i}]")
+    elif isinstance(expected, dict):
+        _compare_dicts(expected, got, atol, rtol, where)
+    elif dataclasses.is_dataclass(expected) and not isinstance(expected, type):
+        if type(got) is not type(expected):
+            raise Mismatch(f"{where}: expected a {type(expected).__name__}, got {describe(got)}")
+        for f in dataclasses.fields(expected):
+            compare(getattr(expected, f.name), getattr(got, f.name), atol, rtol, where=f"{where}.{f.name}")
+    elif isinstance(expected, str):
+        _compare_strings(expected, got, where)
     elif isinstance(expected, bool):
         got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
         if not isinstance(got, (bool, np.bool_)) or bool(got) != expected:
@@ -147,10 +239,64 @@ def compare(expected: Any, got: Any, atol: float, rtol: float, where: str = "out
         got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
         if not isinstance(got, (int, float, np.number)) or isinstance(got, bool):
             raise Mismatch(f"{where}: expected a number, got {describe(got)}")
-        if abs(got - expected) > atol + rtol * abs(expected):
-            raise Mismatch(f"{where}: expected {_fmt(float(expected))}, got {_fmt(float(got))}")
+        same = got == expected or (math.isnan(expected) and math.isnan(got))
+        if not same and not abs(got - expected) <= atol + rtol * abs(expected):
+            raise Mismatch(f"{where}: expected {_fmt_pair(float(expected), float(got))}")
     elif got != expected:
         raise Mismatch(f"{where}: expected {describe(expected)}, got {describe(got)}")
+
+
+def _compare_dicts(expected: dict, got: Any, atol: float, rtol: float, where: str) -> None:
+    if not isinstance(got, dict):
+        raise Mismatch(f"{where}: expected a dict with keys {sorted(map(str, expected))}, got {describe(got)}")
+    missing, extra = [k for k in expected if k not in got], [k for k in got if k not in expected]
+    if missing or extra:
+        raise Mismatch(f"{where}: wrong keys: missing {missing or 'none'}, unexpected {extra or 'none'}")
+    for key in expected:
+        compare(expected[key], got[key], atol, rtol, where=f"{where}[{key!r}]")
+
+
+def _compare_strings(expected: str, got: Any, where: str) -> None:
+    if not isinstance(got, str):
+        raise Mismatch(f"{where}: expected a str, got {describe(got)}")
+    if got != expected:
+        at = next((i for i, (e, g) in enumerate(zip(expected, got)) if e != g), min(len(expected), len(got)))
+        raise Mismatch(
+            f"{where}: strings differ from character {at}: expected {expected[at : at + 30]!r}, "
+            f"got {got[at : at + 30]!r} (lengths {len(expected)} and {len(got)})"
+        )
+
+
+def _fmt_pair(expected: float, got: float) -> str:
+    """The pair as "E, got G", printed with enough digits that the two numbers differ."""
+    for digits in range(4, 17):
+        e, g = f"{expected:.{digits}g}", f"{got:.{digits}g}"
+        if e != g:
+            return f"{e}, got {g}"
+    return f"{expected!r}, got {got!r}"
+
+
+def proportions_within(z: float = 4.0) -> Callable[[Any, Any], None]:
+    """A comparator for sampling exercises: ``expected`` holds probabilities, ``got`` empirical
+    frequencies of n draws (a pair ``(frequencies, n)``); each must lie within z binomial standard
+    errors of its probability (z=4: a correct sampler fails one case in about 15,000 per item)."""
+
+    def check(expected: torch.Tensor, got: Any) -> None:
+        if not (isinstance(got, tuple) and len(got) == 2):
+            raise Mismatch(f"output: expected (frequencies, number of draws), got {describe(got)}")
+        frequencies, n = got
+        compare(expected, frequencies, atol=float("inf"), rtol=0.0)  # type, shape and dtype only
+        stderr = (expected * (1 - expected) / n).sqrt().clamp(min=1 / n)
+        far = (frequencies - expected).abs() > z * stderr
+        if far.any():
+            index = tuple(far.nonzero()[0].tolist())
+            raise Mismatch(
+                f"output: item {index} was drawn with frequency {frequencies[index].item():.4f} "
+                f"over {n} draws, but has probability {expected[index].item():.4f} "
+                f"(allowed: within {z:g} standard errors, ±{z * stderr[index].item():.4f})"
+            )
+
+    return check
 
 
 def _compare_tensors(expected: torch.Tensor, got: Any, atol: float, rtol: float, where: str) -> None:
@@ -168,9 +314,11 @@ def _compare_tensors(expected: torch.Tensor, got: Any, atol: float, rtol: float,
         bad = got != expected
     if bad.any():
         index = tuple(bad.nonzero()[0].tolist())
+        e, g = expected[index].item(), got[index].item()
+        pair = _fmt_pair(float(e), float(g)) if isinstance(e, float) else f"{e}, got {g}"
         raise Mismatch(
             f"{where}: wrong values at {int(bad.sum())} of {bad.numel()} elements; first at index {index}: "
-            f"expected {_fmt(expected[index].item())}, got {_fmt(got[index].item())}"
+            f"expected {pair}"
         )
 
 
@@ -214,9 +362,7 @@ def _run_both(exercise: Exercise, impl: Any, case: Case) -> tuple[Any, Any]:
         got = exercise.run(impl, case)
         return got, case.expected if case.expected is not UNSET else exercise.run(exercise.reference, reference_case)
     if exercise.is_module:
-        reference = exercise.reference(*case.init).to(DEVICE)
-        module = impl(*case.init).to(DEVICE)
-        _load_reference_weights(module, reference)
+        reference, module = _build_pair(exercise, impl, case)
         got = module(*case.args, **case.kwargs)
     else:
         reference, got = exercise.reference, impl(*case.args, **case.kwargs)
@@ -226,12 +372,130 @@ def _run_both(exercise: Exercise, impl: Any, case: Case) -> tuple[Any, Any]:
         return got, reference(*reference_case.args, **reference_case.kwargs)
 
 
+def _build_pair(exercise: Exercise, impl: type[nn.Module], case: Case) -> tuple[nn.Module, nn.Module]:
+    """The reference module and the learner's, holding the same weights. The reference is built under a
+    fixed seed (without touching the learner's random state), so every run of a case sees the same weights
+    and a wrong implementation can be compared with the learner's output."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(exercise.seed)
+        reference = exercise.reference(*case.init).to(DEVICE)
+    module = impl(*case.init).to(DEVICE)
+    _load_reference_weights(module, reference)
+    return reference, module
+
+
 def _load_reference_weights(module: nn.Module, reference_module: nn.Module) -> None:
     expected = {k: tuple(v.shape) for k, v in reference_module.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     if expected != got:
-        raise Mismatch(f"parameters and buffers differ: expected {expected}, got {got}")
+        missing = [k for k in expected if k not in got]
+        unexpected = [k for k in got if k not in expected]
+        misshapen = [f"{k} {got[k]} (expected {expected[k]})" for k in expected if k in got and got[k] != expected[k]]
+        problems = [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected)
+        problems += [f"wrong shape {', '.join(misshapen)}"] * bool(misshapen)
+        raise Mismatch("parameters and buffers differ from the reference's: " + "; ".join(problems))
     module.load_state_dict(reference_module.state_dict())
+
+
+def _compare_output(exercise: Exercise, expected: Any, got: Any) -> None:
+    """The exercise's comparison; an unexpected error inside it (a learner's odd return value) becomes a Mismatch."""
+    try:
+        if exercise.compare:
+            exercise.compare(expected, got)
+        else:
+            compare(expected, got, exercise.atol, exercise.rtol)
+    except Mismatch:
+        raise
+    except Exception as error:  # noqa: BLE001
+        raise Mismatch(
+            f"output could not be compared with the expected {describe(expected)} "
+            f"({type(error).__name__}: {error}); got {describe(got)}"
+        ) from None
+
+
+def _known_mistake(exercise: Exercise, case: Case, got: Any, earlier: list[Case]) -> str:
+    """The `wrong` implementation that explains got, as a message, or "". It must give got on this case;
+    where several do (a boolean output, say), the one that also passes the cases the learner passed."""
+    bare = dataclasses.replace(exercise, wrong={})
+
+    def outputs(wrong: Any, on: Case) -> tuple[Any, Any]:  # run as the learner's was: gradients on
+        wrong_output, expected = _run_both(bare, wrong, copy.deepcopy(on))
+        return _detach(wrong_output), _detach(expected)
+
+    def explains(wrong: Any) -> bool:
+        try:
+            compare(outputs(wrong, case)[0], got, exercise.atol, exercise.rtol)
+            return True
+        except Exception:  # noqa: BLE001 - this wrong implementation does not explain the output
+            return False
+
+    def passes_earlier(wrong: Any) -> bool:
+        try:
+            for on in earlier:
+                _compare_output(exercise, *reversed(outputs(wrong, on)))
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    matches = [description for description, wrong in exercise.wrong.items() if explains(wrong)]
+    if len(matches) > 1:
+        matches = [d for d in matches if passes_earlier(exercise.wrong[d])] or matches
+    return f"\n  this is what you get with a known mistake: {matches[0]}." if matches else ""
+
+
+def _first_divergent_submodule(exercise: Exercise, impl: type[nn.Module], case: Case) -> str:
+    """For a model built from parts: the first submodule (in the order the learner's forward runs them)
+    whose output differs from the reference's on the same input, as a message, or "". If that part's
+    input already differs, the mistake is in the wiring between parts, and the message says so."""
+    calls: dict[str, dict] = {"impl": {}, "reference": {}}
+    modules = dict(zip(("reference", "impl"), _build_pair(exercise, impl, case)))
+
+    def record(who: str, name: str) -> Callable:
+        def hook(module: nn.Module, inputs: tuple, output: Any) -> None:  # returns None: the output is kept
+            calls[who].setdefault(name, (_detach(inputs), _detach(output)))
+
+        return hook
+
+    for who, module in modules.items():
+        for name, sub in module.named_modules():
+            if name:
+                sub.register_forward_hook(record(who, name))
+        with torch.no_grad():
+            module(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+    for name, (got_input, got_output) in calls["impl"].items():
+        if name not in calls["reference"]:
+            continue
+        expected_input, expected_output = calls["reference"][name]
+        try:
+            compare(expected_output, got_output, exercise.atol, exercise.rtol, where=name)
+        except Mismatch as m:
+            part = f"`{name}` ({type(modules['impl'].get_submodule(name)).__name__})"
+            try:
+                compare(expected_input, got_input, exercise.atol, exercise.rtol, where=f"{name}'s input")
+            except Mismatch as wiring:
+                return (
+                    f"\n  the first part whose output differs is {part}, but its input already differs "
+                    f"({wiring}): look at what your forward passes to it"
+                )
+            except Exception:  # noqa: BLE001
+                pass
+            return f"\n  the first part whose output differs is {part}: {m}"
+        except Exception:  # noqa: BLE001
+            continue
+    return ""
+
+
+def _diagnosis(exercise: Exercise, impl: Any, case: Case, got: Any, earlier: list[Case]) -> str:
+    """Why a case failed, beyond the mismatch: a known mistake, or the part of a composite that diverges."""
+    if exercise.wrong:
+        if found := _known_mistake(exercise, case, got, earlier):
+            return found
+    if exercise.is_module and not exercise.run and case.expected is UNSET:
+        try:
+            return _first_divergent_submodule(exercise, impl, case)
+        except Exception:  # noqa: BLE001 - a diagnosis is a bonus; the verdict stands without it
+            return ""
+    return ""
 
 
 def run_check(exercise: Exercise, impl: Any) -> str:
@@ -246,17 +510,19 @@ def run_check(exercise: Exercise, impl: Any) -> str:
         raise fail("wrong type", f"expected a function, got {describe(impl)}.")
     gen = torch.Generator().manual_seed(exercise.seed)
     cases = list(exercise.cases(gen))
+    passed: list[Case] = []  # as given to the learner, for telling apart mistakes that fail a case alike
     for number, case in enumerate(cases, start=1):
         label = f"case {number} of {len(cases)}" + (f" ({case.label})" if case.label else "")
         inputs = "\n".join(f"    {describe(a)}" for a in case.args) or "    (no inputs)"
         case = Case(_to_device(case.args), case.label, case.expected, _to_device(case.kwargs), case.init)
-        untouched = copy.deepcopy(case.args)
+        pristine = copy.deepcopy(case)
+        untouched = pristine.args
         try:
             got, expected = _run_both(exercise, impl, case)
         except NotImplementedError:
             raise fail("not implemented", "not implemented yet (it raises NotImplementedError).") from None
-        except Mismatch as m:
-            raise fail("failed", f"{m}") from None
+        except Mismatch as m:  # raised by an exercise's own `run`, or by loading a module's weights
+            raise fail("failed", f"{m}\n  on {label}; inputs:\n{inputs}") from None
         except Exception as error:  # noqa: BLE001 - any learner error becomes one readable message
             raise fail(
                 "error",
@@ -272,12 +538,15 @@ def run_check(exercise: Exercise, impl: Any) -> str:
                 ) from None
         expected, got = _detach(expected), _detach(got)
         try:
-            compare(expected, got, exercise.atol, exercise.rtol)
+            _compare_output(exercise, expected, got)
         except Mismatch as m:
+            diagnosis = _diagnosis(exercise, impl, pristine, got, passed)
             raise fail(
                 "failed",
-                f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected)}\n  got:      {describe(got)}",
+                f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected)}\n"
+                f"  got:      {describe(got)}{diagnosis}",
             ) from None
+        passed.append(pristine)
     if exercise.extra:
         try:
             exercise.extra(impl)
@@ -290,6 +559,21 @@ def run_check(exercise: Exercise, impl: Any) -> str:
     return f"✓ {name}: passed all {len(cases)} cases."
 
 
+def run_finding(finding: Finding, answer: Any) -> str:
+    """Grade a submitted finding against the truth; return the pass message or raise CheckFailed."""
+    fail = lambda status, text: CheckFailed(finding.name, status, f"✗ {finding.name}: {text}\n  hint: {finding.hint}")  # noqa: E731
+    if answer is Ellipsis or answer is None:
+        raise fail("not implemented", "no answer yet: replace the `...` with what your analysis found.")
+    truth = finding.truth()
+    try:
+        problem = finding.grade(answer, truth)
+    except Exception as error:  # noqa: BLE001 - an odd answer becomes one readable message
+        raise fail("error", f"could not grade {describe(answer)} ({type(error).__name__}: {error}).") from None
+    if problem:
+        raise fail("failed", problem)
+    return f"✓ {finding.name}: your finding matches the truth."
+
+
 def _record(section: str, exercise: str, status: str, message: str) -> None:
     path = os.environ.get(RESULTS_ENV)
     if path:
@@ -298,15 +582,16 @@ def _record(section: str, exercise: str, status: str, message: str) -> None:
 
 
 class Checker:
-    """The ``check`` callable of one section: ``check("name", learner_impl)``."""
+    """The ``check`` callable of one section: ``check("name", learner_impl)`` for an exercise,
+    ``check("name", answer)`` for a finding."""
 
-    def __init__(self, section: str, exercises: list[Exercise]):
+    def __init__(self, section: str, exercises: list[Exercise | Finding]):
         self.section = section
         self.exercises = {e.name: e for e in exercises}
         if len(self.exercises) != len(exercises):
             raise ValueError(f"section {section}: two exercises share a name")
 
-    def __iter__(self) -> Iterator[Exercise]:
+    def __iter__(self) -> Iterator[Exercise | Finding]:
         return iter(self.exercises.values())
 
     def __call__(self, name: str, impl: Any) -> None:
@@ -316,8 +601,9 @@ class Checker:
                 "unknown",
                 f"✗ no exercise called {name!r} in section {self.section}; known: {', '.join(self.exercises)}",
             )
+        exercise = self.exercises[name]
         try:
-            message = run_check(self.exercises[name], impl)
+            message = run_finding(exercise, impl) if isinstance(exercise, Finding) else run_check(exercise, impl)
         except CheckFailed as failure:
             _record(self.section, name, failure.status, failure.verdict)
             raise

@@ -1,6 +1,7 @@
 """Self-tests of every exercise check: the reference passes, hand-computed answers pin the reference
 down, and realistic wrong implementations (plus a stub, a None and a wrong shape) are rejected with
-one short readable message."""
+one short readable message. For findings (discovery exercises): the recorded truth passes, and
+each realistic wrong answer is rejected with a message that does not give the truth away."""
 
 import dataclasses
 import importlib
@@ -12,19 +13,23 @@ import torch
 from torch import nn
 
 import tests.checks
-from tests.harness import UNSET, CheckFailed, Exercise, run_check
+from tests import harness
+from tests.harness import UNSET, CheckFailed, Exercise, Finding, run_check, run_finding
 
 
-def _all_exercises() -> list[Exercise]:
+def _all_checks(kind: type) -> list:
     found = []
     for info in pkgutil.walk_packages(tests.checks.__path__, prefix="tests.checks."):
         module = importlib.import_module(info.name)
         if hasattr(module, "check"):
-            found += [pytest.param(e, id=f"{module.check.section}-{e.name}") for e in module.check]
+            found += [
+                pytest.param(e, id=f"{module.check.section}-{e.name}") for e in module.check if isinstance(e, kind)
+            ]
     return found
 
 
-EXERCISES = _all_exercises()
+EXERCISES = _all_checks(Exercise)
+FINDINGS = _all_checks(Finding)
 
 
 def _wrong_shape(value):
@@ -87,7 +92,10 @@ def test_the_reference_is_pinned_independently(exercise):
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_realistic_wrong_implementations_fail(exercise):
+def test_realistic_wrong_implementations_fail(exercise, monkeypatch):
+    # Naming the mistake re-runs every wrong implementation on the failing case: quadratic in their
+    # number, and tested once in test_harness, so it is skipped here.
+    monkeypatch.setattr(harness, "_diagnosis", lambda *args: "")
     assert exercise.wrong, f"{exercise.name} lists no realistic wrong implementation"
     for description, wrong in exercise.wrong.items():
         with pytest.raises(CheckFailed) as failure:
@@ -104,3 +112,23 @@ def test_generic_mistakes_give_one_short_message(exercise):
         assert verdict.startswith(f"✗ {exercise.name}:"), verdict
         assert "Traceback" not in verdict and len(verdict.splitlines()) <= 12, f"{description}:\n{verdict}"
         assert "hint:" in verdict
+
+
+@pytest.mark.parametrize("finding", FINDINGS)
+def test_the_recorded_truth_passes_a_finding(finding):
+    assert run_finding(finding, finding.truth()).startswith("✓")
+
+
+@pytest.mark.parametrize("finding", FINDINGS)
+def test_wrong_findings_are_rejected_without_giving_the_truth_away(finding):
+    assert finding.wrong, f"{finding.name} lists no realistic wrong answer"
+    truth = finding.truth()
+    for description, answer in [*finding.wrong.items(), ("no answer yet", ...)]:
+        with pytest.raises(CheckFailed) as failure:
+            run_finding(finding, answer)
+        verdict = failure.value.verdict
+        assert verdict.startswith(f"✗ {finding.name}:") and "hint:" in verdict, f"{description}: {verdict}"
+        if isinstance(truth, (str, int)) and not isinstance(truth, bool):
+            assert repr(truth) not in verdict and f" {truth} " not in verdict, (
+                f"{description} reveals the truth: {verdict}"
+            )

@@ -10,6 +10,7 @@ import pytest
 
 from course.authoring import all_sections
 from course.cli import main
+from course.grading import Row, summary
 
 SECTION = all_sections()[0]
 
@@ -64,3 +65,32 @@ def test_all_passing_notebook_exits_zero(tmp_path, capsys):
     nbformat.write(_learner_notebook(solved=len(SECTION.exercises)), tmp_path / "carol.ipynb")
     assert main(["check", str(tmp_path / "carol.ipynb")]) == 0
     assert f"{len(SECTION.exercises)}/{len(SECTION.exercises)} exercises passed" in capsys.readouterr().out
+
+
+def test_a_corrupt_notebook_and_a_missing_path_do_not_stop_the_others(tmp_path, capsys):
+    """One error row for the corrupt notebook, one line for the missing path, the valid one graded;
+    `--jobs 2` prints the same table."""
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    nbformat.write(_learner_notebook(solved=1), folder / "dana.ipynb")
+    (folder / "erin.ipynb").write_text('{"cells": [', encoding="utf-8")
+    tables = []
+    for jobs in ("1", "2"):
+        exit_code = main(["check", str(folder), str(tmp_path / "nobody.ipynb"), "--timeout", "120", "--jobs", jobs])
+        captured = capsys.readouterr()
+        assert exit_code == 1 and "Traceback" not in captured.out + captured.err
+        assert f"no such file or folder: {tmp_path / 'nobody.ipynb'}" in captured.err
+        tables.append(captured.out.replace("\r", ""))
+    assert tables[0] == tables[1]
+    assert "erin (erin.ipynb): 0/1 exercises passed" in tables[0] and "unreadable notebook" in tables[0]
+    assert f"dana (dana.ipynb): 1/{len(SECTION.exercises)} exercises passed" in tables[0]
+
+
+def test_pass_rates_are_keyed_by_section_and_exercise():
+    rows = [
+        Row("a", "a.ipynb", "0.2", "Linear", "passed", ""),
+        Row("a", "a.ipynb", "0.4", "Linear", "failed", "x"),
+        Row("b", "b.ipynb", "0.2", "Linear", "failed", "x"),
+    ]
+    table = summary(rows, {})
+    assert "0.2  Linear    1/2" in table and "0.4  Linear    0/1" in table

@@ -273,7 +273,7 @@ class YearPrompts:
 
     prompts: list[str]
     start_years: Int[Tensor, " n_prompts"]  # the two final digits, 32 for 1732
-    two_digit_token_ids: Int[Tensor, "100"]  # token id of "00", "01", ..., "99"
+    two_digit_token_ids: Int[Tensor, " 100"]  # token id of "00", "01", ..., "99"
 
 
 def year_prompts(tokenizer, n_prompts: int, seed: int = 0) -> YearPrompts:

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from safetensors.torch import save_file

@@ -1,33 +1,32 @@
 """Reference solutions for 0.4 Backprop: a small reverse-mode autograd engine on NumPy arrays.
 
-The engine, in the order the section builds it:
+What the engine builds on and is not an exercise (``Tensor``, ``Recipe``, ``BackwardFunctions``,
+``Parameter``, the grad-recording switch) lives in ``course.autograd``. The answers, in the order the
+section asks for them:
 
 - Backward functions. For a forward op ``out = f(x, y, ...)``, the backward function for argument i is
   ``back(grad_out, out, x, y, ...) -> grad_i``: given dL/d(out), it returns dL/d(argument i), with the
   argument's shape. Backward functions work on plain NumPy arrays.
-- ``BackwardFunctions``: a registry from (op name, argument index) to backward function.
-- ``Tensor``: a NumPy array, a ``requires_grad`` flag, a ``.grad`` slot and, for a tensor computed
-  from tensors that require grad, a ``Recipe``: the op, the arrays it was applied to, and which of its
-  arguments were tensors in the graph (its parents).
+- ``make_op``, the wrapper that turns a NumPy function into an op on Tensors recording a ``Recipe``, and
+  ``no_grad``, which switches recording off for a block.
 - ``topological_sort`` and ``backprop``: walk the graph from the output back to the leaves, calling the
   registered backward functions, and accumulate gradients into the leaves' ``.grad``.
-- ``Parameter``, ``Module``, ``Linear``, ``cross_entropy`` and ``SGD``: enough to train an MLP.
+- ``Module`` (parameter discovery), ``Linear``, ``cross_entropy``, ``SGD`` and ``Adam``: enough to train an MLP.
 
 All arrays are float64. Importing this module has no side effects beyond defining things (and filling
-the module's own registry, ``BACK_FUNCS``, with the reference backward functions).
+the module's own registry, ``BACK_FUNCS``, with the reference backward functions); it does not install
+``make_op`` as the Tensor operators' wrapper (``course.autograd.use_op_wrapper`` does that).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from jaxtyping import Float, Int
 
-Arr = np.ndarray
-
+from course.autograd import Arr, BackwardFunctions, Parameter, Recipe, Tensor, is_grad_enabled, set_grad_enabled
 
 # ----------------------------------------------------------------------------- backward functions (part 1)
 
@@ -35,12 +34,13 @@ Arr = np.ndarray
 def log_back(
     grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
 ) -> Float[Arr, "*shape"]:
-    """Backward function of out = log(x): dL/dx = dL/dout / x."""
+    """Backward function of out = log(x): returns dL/dx, an array shaped like x."""
     return grad_out / x
 
 
 def unbroadcast(grad: Float[Arr, "*broadcast_shape"], shape: tuple[int, ...]) -> Float[Arr, "*shape"]:
-    """Sum `grad` over the axes that broadcasting added or stretched, so that it has the given shape."""
+    """The gradient of an input of the given shape that broadcasting stretched to grad's shape: `grad` summed
+    down to `shape`."""
     # Axes broadcasting added in front: sum them away.
     extra = grad.ndim - len(shape)
     grad = grad.sum(axis=tuple(range(extra)))
@@ -50,168 +50,39 @@ def unbroadcast(grad: Float[Arr, "*broadcast_shape"], shape: tuple[int, ...]) ->
 
 
 def multiply_back0(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
-    """Backward function of out = x * y (with broadcasting), for x: dL/dx = unbroadcast(dL/dout * y)."""
+    """Backward function of out = x * y (with broadcasting), for x: returns dL/dx, an array shaped like x."""
     return unbroadcast(grad_out * y, np.shape(x))
 
 
 def multiply_back1(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
-    """Backward function of out = x * y (with broadcasting), for y: dL/dy = unbroadcast(dL/dout * x)."""
+    """Backward function of out = x * y (with broadcasting), for y: returns dL/dy, an array shaped like y."""
     return unbroadcast(grad_out * x, np.shape(y))
 
 
-def add_back0(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
+def _add_back0(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
     """Backward function of out = x + y (with broadcasting), for x: the gradient passes through, unbroadcast."""
     return unbroadcast(grad_out, np.shape(x))
 
 
-def add_back1(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
+def _add_back1(grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Arr | float, y: Arr | float) -> Arr:
     """Backward function of out = x + y (with broadcasting), for y."""
     return unbroadcast(grad_out, np.shape(y))
 
 
-# ----------------------------------------------------------------------------- the registry and the Tensor
+# ----------------------------------------------------------------------------- recording the graph (part 2)
 
 
-class BackwardFunctions:
-    """Which backward function gives the gradient of each argument of each op, keyed by (op name, index)."""
-
-    def __init__(self) -> None:
-        self._functions: dict[tuple[str, int], Callable] = {}
-
-    def add(self, op: str, *back_fns: Callable) -> None:
-        """Register back_fns[i] as the backward function of argument i of `op`."""
-        for argnum, back_fn in enumerate(back_fns):
-            self._functions[(op, argnum)] = back_fn
-
-    def get(self, op: str, argnum: int) -> Callable:
-        if (op, argnum) not in self._functions:
-            raise KeyError(f"no backward function registered for argument {argnum} of {op!r}")
-        return self._functions[(op, argnum)]
-
-    def __contains__(self, key: tuple[str, int]) -> bool:
-        return key in self._functions
-
-
-_GRAD_TRACKING = [True]  # a list so that no_grad can switch it without a `global` statement
-
-
-class no_grad:
-    """Context manager: inside it, ops record no recipes (as torch.no_grad), e.g. for evaluation."""
-
-    def __enter__(self) -> None:
-        self._was = _GRAD_TRACKING[0]
-        _GRAD_TRACKING[0] = False
-
-    def __exit__(self, *exc: Any) -> None:
-        _GRAD_TRACKING[0] = self._was
-
-
-@dataclass
-class Recipe:
-    """How a tensor was computed: `op` applied to `args` (arrays for tensor arguments, other values as
-    given); `parents` maps the index of each argument that was a tensor requiring grad to that tensor."""
-
-    op: str
-    args: tuple
-    parents: dict[int, Tensor]
-
-
-class Tensor:
-    """A float64 NumPy array that can take part in autograd."""
-
-    def __init__(self, array: Any, requires_grad: bool = False):
-        self.array: Arr = np.asarray(array, dtype=np.float64)
-        self.requires_grad = requires_grad
-        self.grad: Tensor | None = None
-        self.recipe: Recipe | None = None
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.array.ndim
-
-    @property
-    def is_leaf(self) -> bool:
-        """A tensor not computed by a recorded op (an input, or a parameter)."""
-        return self.recipe is None
-
-    def item(self) -> float:
-        return self.array.item()
-
-    def __repr__(self) -> str:
-        tail = f", op={self.recipe.op!r}" if self.recipe else (", requires_grad=True" if self.requires_grad else "")
-        return f"Tensor({self.array!r}{tail})"
-
-    def __len__(self) -> int:
-        return len(self.array)
-
-    # Ops: each applies one recorded function (see _op below).
-    def __add__(self, other: Tensor | float) -> Tensor:
-        return _add(self, other)
-
-    def __radd__(self, other: float) -> Tensor:
-        return _add(other, self)
-
-    def __neg__(self) -> Tensor:
-        return _negative(self)
-
-    def __sub__(self, other: Tensor | float) -> Tensor:
-        return _add(self, -other)
-
-    def __rsub__(self, other: float) -> Tensor:
-        return _add(other, -self)
-
-    def __mul__(self, other: Tensor | float) -> Tensor:
-        return _multiply(self, other)
-
-    def __rmul__(self, other: float) -> Tensor:
-        return _multiply(other, self)
-
-    def __truediv__(self, other: float | Arr) -> Tensor:
-        if isinstance(other, Tensor):
-            raise TypeError("this engine divides only by numbers and arrays, not by Tensors")
-        return _multiply(self, 1.0 / np.asarray(other, dtype=np.float64))
-
-    def __matmul__(self, other: Tensor) -> Tensor:
-        return _matmul(self, other)
-
-    def log(self) -> Tensor:
-        return _log(self)
-
-    def exp(self) -> Tensor:
-        return _exp(self)
-
-    def relu(self) -> Tensor:
-        return _relu(self)
-
-    def reshape(self, *shape: int) -> Tensor:
-        return _reshape(self, shape)
-
-    def permute(self, *axes: int) -> Tensor:
-        return _permute(self, axes)
-
-    @property
-    def T(self) -> Tensor:
-        return _permute(self, tuple(reversed(range(self.ndim))))
-
-    def sum(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
-        return _sum(self, dim, keepdim)
-
-    def max(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
-        return _max(self, dim, keepdim)
-
-
-def _op(name: str, forward: Callable[..., Arr]) -> Callable[..., Tensor]:
-    """Turn a function on arrays into an op on Tensors that records a Recipe when gradients are needed."""
+def make_op(name: str, forward: Callable[..., Arr]) -> Callable[..., Tensor]:
+    """An op on Tensors named `name`: it returns forward applied to its arguments (each Tensor replaced by its
+    array) as a new Tensor, which requires grad and holds a Recipe when recording is enabled and some argument
+    is a Tensor that requires grad; otherwise it has no recipe and does not require grad."""
 
     def op(*args: Any) -> Tensor:
         arrays = tuple(a.array if isinstance(a, Tensor) else a for a in args)
         out = Tensor(forward(*arrays))
+        # Keyed by the argument's position, which is what picks its backward function.
         parents = {i: a for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad}
-        if parents and _GRAD_TRACKING[0]:
+        if parents and is_grad_enabled():
             out.requires_grad = True
             out.recipe = Recipe(name, arrays, parents)
         return out
@@ -220,23 +91,16 @@ def _op(name: str, forward: Callable[..., Arr]) -> Callable[..., Tensor]:
     return op
 
 
-def _matmul2d(x: Arr, y: Arr) -> Arr:
-    if np.ndim(x) != 2 or np.ndim(y) != 2:
-        raise ValueError(f"matmul takes two 2-D tensors, got shapes {np.shape(x)} and {np.shape(y)}")
-    return x @ y
+class no_grad:
+    """Context manager: inside the block ops record no recipes (as torch.no_grad); on leaving it, by the end of
+    the block or by an exception, recording is as it was before the block."""
 
+    def __enter__(self) -> None:
+        self._was_enabled = is_grad_enabled()  # per instance: nested blocks each restore their own
+        set_grad_enabled(False)
 
-_add = _op("add", np.add)
-_multiply = _op("multiply", np.multiply)
-_negative = _op("negative", np.negative)
-_log = _op("log", np.log)
-_exp = _op("exp", np.exp)
-_relu = _op("relu", lambda x: np.maximum(x, 0.0))
-_reshape = _op("reshape", lambda x, shape: np.reshape(x, shape))
-_permute = _op("permute", lambda x, axes: np.transpose(x, axes))
-_sum = _op("sum", lambda x, dim, keepdim: np.sum(x, axis=dim, keepdims=keepdim))
-_max = _op("max", lambda x, dim, keepdim: np.max(x, axis=dim, keepdims=keepdim))
-_matmul = _op("matmul", _matmul2d)
+    def __exit__(self, *exc: Any) -> None:
+        set_grad_enabled(self._was_enabled)  # returns None, so an exception propagates
 
 
 # ----------------------------------------------------------------------------- walking the graph (part 2)
@@ -285,46 +149,47 @@ def backprop(end_node: Tensor, end_grad: Tensor | None = None, back_funcs: Backw
 def negative_back(
     grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
 ) -> Float[Arr, "*shape"]:
-    """Backward function of out = -x."""
+    """Backward function of out = -x: returns dL/dx, an array shaped like x."""
     return -grad_out
 
 
 def exp_back(
     grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
 ) -> Float[Arr, "*shape"]:
-    """Backward function of out = exp(x): the derivative of exp is exp, which is `out`."""
+    """Backward function of out = exp(x): returns dL/dx, an array shaped like x."""
     return grad_out * out
 
 
 def relu_back(
     grad_out: Float[Arr, "*shape"], out: Float[Arr, "*shape"], x: Float[Arr, "*shape"]
 ) -> Float[Arr, "*shape"]:
-    """Backward function of out = max(x, 0): the gradient passes where x > 0 (and, as in torch, not at x = 0)."""
+    """Backward function of out = max(x, 0): returns dL/dx, an array shaped like x, taking the derivative at
+    x = 0 to be 0 (as torch does)."""
     return grad_out * (x > 0)
 
 
 def reshape_back(
     grad_out: Float[Arr, "*new_shape"], out: Float[Arr, "*new_shape"], x: Float[Arr, "*shape"], shape: tuple[int, ...]
 ) -> Float[Arr, "*shape"]:
-    """Backward function of out = x.reshape(shape)."""
+    """Backward function of out = x.reshape(shape): returns dL/dx, an array shaped like x."""
     return grad_out.reshape(x.shape)
 
 
 def permute_back(grad_out: Arr, out: Arr, x: Arr, axes: tuple[int, ...]) -> Arr:
-    """Backward function of out = np.transpose(x, axes): apply the inverse permutation."""
+    """Backward function of out = np.transpose(x, axes): returns dL/dx, an array shaped like x."""
     return np.transpose(grad_out, np.argsort(axes))
 
 
 def sum_back(grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
-    """Backward function of out = x.sum(dim, keepdim): every summed entry gets the gradient of its sum."""
+    """Backward function of out = x.sum(dim, keepdim): returns dL/dx, an array shaped like x."""
     if not keepdim and dim is not None:
         grad_out = np.expand_dims(grad_out, dim)  # put the summed axes back, with size 1
     return np.broadcast_to(grad_out, x.shape).copy()
 
 
 def max_back(grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None, keepdim: bool) -> Arr:
-    """Backward function of out = x.max(dim, keepdim): the gradient goes to the maximal entries, shared
-    equally between ties (as torch.amax does)."""
+    """Backward function of out = x.max(dim, keepdim): returns dL/dx, an array shaped like x. Entries that tie
+    for a maximum share its gradient equally (as with torch.amax)."""
     if not keepdim and dim is not None:
         grad_out, out = np.expand_dims(grad_out, dim), np.expand_dims(out, dim)
     is_max = x == out
@@ -334,21 +199,21 @@ def max_back(grad_out: Arr, out: Arr, x: Arr, dim: int | tuple[int, ...] | None,
 def matmul2d_back0(
     grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
 ) -> Float[Arr, "m k"]:
-    """Backward function of out = x @ y (2-D), for x."""
+    """Backward function of out = x @ y (2-D), for x: returns dL/dx, an array shaped like x, (m, k)."""
     return grad_out @ y.T
 
 
 def matmul2d_back1(
     grad_out: Float[Arr, "m n"], out: Float[Arr, "m n"], x: Float[Arr, "m k"], y: Float[Arr, "k n"]
 ) -> Float[Arr, "k n"]:
-    """Backward function of out = x @ y (2-D), for y."""
+    """Backward function of out = x @ y (2-D), for y: returns dL/dy, an array shaped like y, (k, n)."""
     return x.T @ grad_out
 
 
 BACK_FUNCS = BackwardFunctions()
 BACK_FUNCS.add("log", log_back)
 BACK_FUNCS.add("multiply", multiply_back0, multiply_back1)
-BACK_FUNCS.add("add", add_back0, add_back1)
+BACK_FUNCS.add("add", _add_back0, _add_back1)
 BACK_FUNCS.add("negative", negative_back)
 BACK_FUNCS.add("exp", exp_back)
 BACK_FUNCS.add("relu", relu_back)
@@ -362,49 +227,40 @@ BACK_FUNCS.add("matmul", matmul2d_back0, matmul2d_back1)
 # ----------------------------------------------------------------------------- training (part 4)
 
 
-class Parameter(Tensor):
-    """A tensor a Module learns: it requires grad, and Module.parameters() finds it."""
-
-    def __init__(self, array: Any, requires_grad: bool = True):
-        super().__init__(array, requires_grad)
-
-
 class Module:
-    """A minimal torch.nn.Module: attributes that are Parameters or Modules are registered by name."""
-
-    def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_modules", {})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
-        object.__setattr__(self, name, value)
+    """A minimal torch.nn.Module: named_parameters() finds the Parameters that its attributes hold, directly or
+    inside submodules; calling a module calls its forward."""
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """("weight", p), ("layer1.bias", q), ...: this module's parameters, then its submodules'."""
-        for name, parameter in self._parameters.items():
-            yield prefix + name, parameter
-        for name, module in self._modules.items():
-            yield from module.named_parameters(prefix + name + ".")
+        """("scale", p), ("layer1.weight", q), ...: every Parameter this module holds, each once (under its first
+        name), named by its path of attributes after `prefix`: the module's own Parameters first, in the order
+        their attributes were set, then each submodule's, in the same order."""
+        seen: set[int] = set()
+
+        def walk(module: Module, prefix: str) -> Iterator[tuple[str, Parameter]]:
+            attributes = list(vars(module).items())
+            for name, value in attributes:
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield prefix + name, value
+            for name, value in attributes:
+                if isinstance(value, Module):
+                    yield from walk(value, prefix + name + ".")
+
+        yield from walk(self, prefix)
 
     def parameters(self) -> Iterator[Parameter]:
+        """The Parameters of named_parameters(), without their names."""
         return (parameter for _, parameter in self.named_parameters())
 
-    def __call__(self, *args: Any) -> Any:
-        return self.forward(*args)
-
-    def forward(self, *args: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} has no forward method")
+    def __call__(self, *xs: Any) -> Any:
+        return self.forward(*xs)
 
 
 class Linear(Module):
-    """y = x @ weight.T + bias, with weight (out_features, in_features) and bias (out_features,), both
-    initialised uniformly in [-1/sqrt(in_features), 1/sqrt(in_features)] (as torch.nn.Linear)."""
+    """A fully connected layer, as torch.nn.Linear: Parameters `weight` (out_features, in_features) and `bias`
+    (out_features,), or bias None, both initialised uniformly in [-1/sqrt(in_features), 1/sqrt(in_features)];
+    forward maps a (batch, in_features) Tensor to a (batch, out_features) one."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
@@ -417,8 +273,9 @@ class Linear(Module):
         return out + self.bias if self.bias is not None else out
 
 
-def cross_entropy(logits: Tensor, true_labels: Int[Arr, "batch"]) -> Tensor:
-    """The mean over the batch of -log softmax(logits)[true label], as a 0-d Tensor. logits: (batch, classes)."""
+def cross_entropy(logits: Tensor, true_labels: Int[Arr, " batch"]) -> Tensor:
+    """The cross-entropy loss of logits (batch, classes) against the true class indices (batch,), averaged over
+    the batch: a 0-d Tensor that backprop can differentiate with respect to the logits."""
     batch, classes = logits.shape
     # Subtracting each row's maximum (a constant: no gradient needed) keeps exp from overflowing.
     shifted = logits - logits.array.max(axis=-1, keepdims=True)
@@ -428,8 +285,9 @@ def cross_entropy(logits: Tensor, true_labels: Int[Arr, "batch"]) -> Tensor:
 
 
 class SGD:
-    """Stochastic gradient descent with momentum and weight decay, following torch.optim.SGD:
-    g = grad + weight_decay * p;  b = momentum * b + g (b = g at the first step);  p -= lr * b."""
+    """Stochastic gradient descent with momentum and weight decay, as torch.optim.SGD (no dampening, no
+    Nesterov): step() updates the array of each parameter that has a gradient in place; zero_grad() sets
+    every parameter's .grad to None."""
 
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         self.params = list(params)  # a generator would be used up after one pass
@@ -449,3 +307,42 @@ class SGD:
                 self.buffers[i] = g if self.buffers[i] is None else self.momentum * self.buffers[i] + g
                 g = self.buffers[i]
             p.array -= self.lr * g  # in place: the model holds these very arrays
+
+
+class Adam:
+    """Adam, as torch.optim.Adam (weight decay added to the gradient, no amsgrad): step() updates in place the
+    array of each parameter that has a gradient, using bias-corrected estimates of the gradient's first and
+    second moments, each parameter with its own count of steps; zero_grad() sets every parameter's .grad to
+    None."""
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        self.params = list(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.m = [np.zeros_like(p.array) for p in self.params]
+        self.v = [np.zeros_like(p.array) for p in self.params]
+        self.steps = [0 for _ in self.params]  # per parameter: one that skips steps has fewer
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad.array + self.weight_decay * p.array
+            self.steps[i] += 1
+            self.m[i] = beta1 * self.m[i] + (1 - beta1) * g
+            self.v[i] = beta2 * self.v[i] + (1 - beta2) * g**2
+            # Both averages start at 0; dividing by 1 - beta^t undoes that pull towards 0 in the first steps.
+            m_hat = self.m[i] / (1 - beta1 ** self.steps[i])
+            v_hat = self.v[i] / (1 - beta2 ** self.steps[i])
+            p.array -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)

@@ -4,6 +4,9 @@ Every module here has the same parameter and buffer names and shapes as its torc
 their state dicts are interchangeable), and the same constructor arguments in the same order.
 Images are (batch, channels, height, width) throughout. Nothing is trained on import.
 
+Beyond the modules: early stopping with the best checkpoint, a ResNet's parameter count from its layout,
+the receptive field of a chain of layers, and a BatchNorm folded into the convolution before it.
+
 The bonus functions at the end compute traces, matrix products, convolutions and max pooling with
 ``torch.as_strided``: a view of a tensor's storage with a shape and strides of our choosing.
 """
@@ -20,19 +23,18 @@ from torch import Tensor, nn
 
 
 class ReLU(nn.Module):
-    """max(x, 0), elementwise."""
+    """Zero where the input is negative, the input elsewhere: a new tensor of the same shape and dtype."""
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.maximum(x, torch.tensor(0.0, dtype=x.dtype, device=x.device))
 
 
 class Linear(nn.Module):
-    """y = x W^T + b, with W of shape (out_features, in_features) and b of shape (out_features,).
-
-    Both are drawn uniformly from [-1/sqrt(in_features), 1/sqrt(in_features)], as torch does.
-    """
+    """A linear layer with torch's parameter names, shapes and initialisation."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        """weight: (out_features, in_features); bias: (out_features,), or None when bias=False. Both
+        uniform in [-1/sqrt(in_features), 1/sqrt(in_features)]."""
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         bound = in_features**-0.5
@@ -40,6 +42,7 @@ class Linear(nn.Module):
         self.bias = nn.Parameter(bound * (2 * torch.rand(out_features) - 1)) if bias else None
 
     def forward(self, x: Float[Tensor, "... in_features"]) -> Float[Tensor, "... out_features"]:
+        """The layer applied to the last axis of x, whatever the number of leading axes (even none)."""
         out = einops.einsum(x, self.weight, "... i, o i -> ... o")
         return out if self.bias is None else out + self.bias
 
@@ -48,7 +51,7 @@ class Linear(nn.Module):
 
 
 class Flatten(nn.Module):
-    """Merge the axes start_dim..end_dim (inclusive; negative counts from the end) into one."""
+    """Merges the axes start_dim to end_dim (both included; negative counts from the end) into one."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
@@ -61,7 +64,7 @@ class Flatten(nn.Module):
 
 
 class SimpleMLP(nn.Module):
-    """Flatten the image, then Linear -> ReLU -> Linear to one logit per class."""
+    """Flattens each image, then a hidden Linear layer and a ReLU, then a Linear layer to one logit per class."""
 
     def __init__(self, in_features: int = 64, hidden_features: int = 100, n_classes: int = 10):
         super().__init__()
@@ -70,7 +73,7 @@ class SimpleMLP(nn.Module):
         self.relu = ReLU()
         self.linear2 = Linear(hidden_features, n_classes)
 
-    def forward(self, x: Float[Tensor, "batch *image"]) -> Float[Tensor, "batch n_classes"]:
+    def forward(self, x: Float[Tensor, " batch *image"]) -> Float[Tensor, "batch n_classes"]:
         return self.linear2(self.relu(self.linear1(self.flatten(x))))
 
 
@@ -80,8 +83,8 @@ class SimpleMLP(nn.Module):
 def train_epoch(
     model: nn.Module, optimizer: torch.optim.Optimizer, loader: Iterable[tuple[Tensor, Tensor]]
 ) -> list[float]:
-    """One pass over the loader's (images, labels) batches, one optimizer step per batch on the
-    cross-entropy loss, with the model in training mode. Returns each batch's loss (before its step)."""
+    """One optimizer step per batch on the cross-entropy loss, in training mode; each batch's loss (before
+    its step) as a Python float."""
     model.train()
     losses = []
     for images, labels in loader:
@@ -95,7 +98,7 @@ def train_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float:
-    """The fraction of all examples in the loader whose highest logit is the label, in eval mode."""
+    """The fraction of all examples whose highest logit is the label, in eval mode."""
     model.eval()
     correct, total = 0, 0
     for images, labels in loader:
@@ -104,15 +107,40 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]]) -> float
     return correct / total
 
 
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Iterable[tuple[Tensor, Tensor]],
+    val_loader: Iterable[tuple[Tensor, Tensor]],
+    max_epochs: int,
+    patience: int,
+) -> list[float]:
+    """Trains for at most max_epochs, stopping once patience epochs in a row bring no new best validation
+    accuracy; returns the validation accuracy after each epoch run, and leaves the model with the weights of
+    its best epoch (the earliest of equals)."""
+    accuracies: list[float] = []
+    best_state, epochs_since_best = None, 0
+    for _ in range(max_epochs):
+        train_epoch(model, optimizer, train_loader)
+        accuracies.append(evaluate(model, val_loader))
+        if best_state is None or accuracies[-1] > max(accuracies[:-1]):
+            # state_dict() shares storage with the live parameters: a checkpoint must be a copy.
+            best_state = {name: value.clone() for name, value in model.state_dict().items()}
+            epochs_since_best = 0
+        else:
+            epochs_since_best += 1
+            if epochs_since_best == patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return accuracies
+
+
 # ----------------------------------------------------------------------------- convolutional modules
 
 
 class Conv2d(nn.Module):
-    """A 2D convolution (strictly, a cross-correlation, as in torch) with a square kernel.
-
-    weight: (out_channels, in_channels, kernel_size, kernel_size); bias: (out_channels,), or no bias
-    parameter at all when bias=False. Both uniform in +-1/sqrt(in_channels * kernel_size**2).
-    """
+    """A 2D convolution (strictly, a cross-correlation, as in torch) with a square kernel."""
 
     def __init__(
         self,
@@ -123,6 +151,8 @@ class Conv2d(nn.Module):
         padding: int = 0,
         bias: bool = True,
     ):
+        """weight: (out_channels, in_channels, kernel_size, kernel_size); bias: (out_channels,), or None when
+        bias=False. Both uniform in +-1/sqrt(in_channels * kernel_size**2)."""
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -141,7 +171,7 @@ class Conv2d(nn.Module):
 
 
 class MaxPool2d(nn.Module):
-    """The maximum over each kernel_size x kernel_size window; stride defaults to kernel_size."""
+    """The largest value in each kernel_size x kernel_size window; stride None means kernel_size."""
 
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):
         super().__init__()
@@ -156,18 +186,15 @@ class MaxPool2d(nn.Module):
 
 
 class BatchNorm2d(nn.Module):
-    """Normalise each channel over (batch, height, width), then scale by weight and shift by bias.
-
-    Training mode normalises with the batch's mean and (biased) variance, and moves the running
-    estimates towards the batch's mean and unbiased variance by `momentum`; eval mode normalises
-    with the running estimates.
-    """
+    """Normalises each channel to mean 0 and variance 1, then scales it by weight and shifts it by bias."""
 
     running_mean: Tensor
     running_var: Tensor
     num_batches_tracked: Tensor
 
     def __init__(self, num_features: int, eps: float = 1e-05, momentum: float = 0.1):
+        """Parameters weight (ones) and bias (zeros); buffers running_mean (zeros), running_var (ones)
+        and num_batches_tracked (0)."""
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = nn.Parameter(torch.ones(num_features))
@@ -177,6 +204,8 @@ class BatchNorm2d(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, x: Float[Tensor, "batch channels height width"]) -> Float[Tensor, "batch channels height width"]:
+        """Normalised with the batch's statistics in training mode (which also updates the running ones), or
+        with the running statistics in eval mode (which changes nothing)."""
         if self.training:
             mean = x.mean(dim=(0, 2, 3))
             var = x.var(dim=(0, 2, 3), unbiased=False)
@@ -206,15 +235,11 @@ class AveragePool(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """relu(left(x) + right(x)).
-
-    left: Conv2d 3x3 (stride first_stride, padding 1) -> BatchNorm2d -> ReLU -> Conv2d 3x3 (padding 1)
-    -> BatchNorm2d, convolutions without bias. right (the shortcut): the identity when the shape is kept
-    (first_stride 1 and in_feats == out_feats), else Conv2d 1x1 (stride first_stride, no bias) -> BatchNorm2d,
-    to match left's output shape.
-    """
+    """A residual block: a learned correction (left) added to a shortcut (right), then a ReLU."""
 
     def __init__(self, in_feats: int, out_feats: int, first_stride: int = 1):
+        """left: conv 3x3 (stride first_stride) -> BN -> ReLU -> conv 3x3 -> BN; right: the identity, or
+        conv 1x1 (stride first_stride) -> BN when the shape changes."""
         super().__init__()
         self.left = nn.Sequential(
             Conv2d(in_feats, out_feats, kernel_size=3, stride=first_stride, padding=1, bias=False),
@@ -233,12 +258,12 @@ class ResidualBlock(nn.Module):
         self.relu = ReLU()
 
     def forward(self, x: Float[Tensor, "batch in_feats height width"]) -> Float[Tensor, "batch out_feats oh ow"]:
+        """Both branches applied to x, summed, then the ReLU."""
         return self.relu(self.left(x) + self.right(x))
 
 
 class BlockGroup(nn.Module):
-    """n_blocks ResidualBlocks in a row: the first maps in_feats to out_feats with first_stride, the rest
-    keep out_feats with stride 1."""
+    """n_blocks ResidualBlocks in a row; only the first changes the shape (to out_feats, with first_stride)."""
 
     def __init__(self, n_blocks: int, in_feats: int, out_feats: int, first_stride: int = 1):
         super().__init__()
@@ -252,12 +277,8 @@ class BlockGroup(nn.Module):
 
 
 class ResNet34(nn.Module):
-    """A ResNet: a stem (Conv2d 7x7 stride 2 padding 3 without bias, to the first group's width; BatchNorm2d;
-    ReLU; MaxPool2d 3x3 stride 2 padding 1), BlockGroups, then AveragePool, Flatten and a Linear layer to
-    n_classes logits.
-
-    The defaults are ResNet34 (He et al., 2015, table 1); other arguments give smaller ResNets.
-    """
+    """A ResNet: a stem, groups of residual blocks, then a classifier; the defaults build ResNet34 (He et al.,
+    2015, table 1), other arguments smaller ResNets."""
 
     def __init__(
         self,
@@ -267,6 +288,7 @@ class ResNet34(nn.Module):
         n_classes: int = 1000,
         in_channels: int = 3,
     ):
+        """Stem (in_layers), BlockGroups (residual_layers), then AveragePool, Flatten, Linear (out_layers)."""
         super().__init__()
         stem_features = out_features_per_group[0]
         self.in_layers = nn.Sequential(
@@ -290,6 +312,54 @@ class ResNet34(nn.Module):
         return self.out_layers(self.residual_layers(self.in_layers(x)))
 
 
+def resnet_parameter_count(
+    n_blocks_per_group: Sequence[int] = (3, 4, 6, 3),
+    out_features_per_group: Sequence[int] = (64, 128, 256, 512),
+    first_strides_per_group: Sequence[int] = (1, 2, 2, 2),
+    n_classes: int = 1000,
+    in_channels: int = 3,
+) -> int:
+    """The number of trained parameters of ResNet34 built with these arguments, worked out from the layout
+    without building the model."""
+
+    def conv_bn(c_in: int, c_out: int, kernel_size: int) -> int:
+        return c_in * c_out * kernel_size**2 + 2 * c_out  # a bias-free convolution, then BN's weight and bias
+
+    stem_features = out_features_per_group[0]
+    count = conv_bn(in_channels, stem_features, 7)
+    in_feats = stem_features
+    for n_blocks, out_feats, first_stride in zip(n_blocks_per_group, out_features_per_group, first_strides_per_group):
+        for block in range(n_blocks):
+            stride = first_stride if block == 0 else 1
+            count += conv_bn(in_feats, out_feats, 3) + conv_bn(out_feats, out_feats, 3)
+            if stride != 1 or in_feats != out_feats:
+                count += conv_bn(in_feats, out_feats, 1)
+            in_feats = out_feats
+    return count + (in_feats + 1) * n_classes
+
+
+def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
+    """The width, in input positions along one axis, of the stretch of input (from its first position read to
+    its last) that one output position of this chain of (kernel_size, stride) layers depends on."""
+    size, spacing = 1, 1  # spacing: input positions between neighbouring positions at the current depth
+    for kernel_size, stride in layers:
+        size += (kernel_size - 1) * spacing
+        spacing *= stride
+    return size
+
+
+@torch.no_grad()
+def fuse_conv_bn(conv: Conv2d, bn: BatchNorm2d) -> Conv2d:
+    """A new Conv2d, with a bias, whose output equals bn(conv(x)) with bn in eval mode; conv and bn are left
+    unchanged."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True)
+    fused.weight.copy_(conv.weight * einops.rearrange(scale, "o -> o 1 1 1"))
+    conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.bias)
+    fused.bias.copy_((conv_bias - bn.running_mean) * scale + bn.bias)
+    return fused
+
+
 # ----------------------------------------------------------------------------- bonus: as_strided
 
 
@@ -300,7 +370,7 @@ def as_strided_trace(mat: Float[Tensor, "n n"]) -> Float[Tensor, ""]:
 
 
 def as_strided_matmul(a: Float[Tensor, "i j"], b: Float[Tensor, "j k"]) -> Float[Tensor, "i k"]:
-    """a @ b: view both as (i, j, k) without copying, multiply elementwise and sum over j."""
+    """The matrix product of a and b, from as_strided views of both as (i, j, k), without copying."""
     (i, j), k = a.shape, b.shape[1]
     a_expanded = a.as_strided((i, j, k), (a.stride(0), a.stride(1), 0))
     b_expanded = b.as_strided((i, j, k), (0, b.stride(0), b.stride(1)))
@@ -322,7 +392,7 @@ def conv1d_minimal(
 def pad2d(
     x: Float[Tensor, "... height width"], left: int, right: int, top: int, bottom: int, pad_value: float
 ) -> Float[Tensor, "... top+height+bottom left+width+right"]:
-    """A new tensor: x with rows of pad_value added above and below, and columns left and right."""
+    """A new tensor: x with pad_value rows above and below, and columns to the left and right."""
     *batch, height, width = x.shape
     out = x.new_full((*batch, top + height + bottom, left + width + right), pad_value)
     out[..., top : top + height, left : left + width] = x
@@ -364,3 +434,25 @@ def maxpool2d_strided(
         (s_b, s_c, s_h * stride, s_w * stride, s_h, s_w),
     )
     return windows.amax(dim=(-2, -1))
+
+
+def conv2d_dilated(
+    x: Float[Tensor, "batch in_channels height width"],
+    weights: Float[Tensor, "out_channels in_channels kernel_height kernel_width"],
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+) -> Float[Tensor, "batch out_channels oh ow"]:
+    """Like F.conv2d without bias, with the same stride, zero padding and dilation on both axes."""
+    x = pad2d(x, padding, padding, padding, padding, 0.0)
+    batch, in_channels, height, width = x.shape
+    kernel_height, kernel_width = weights.shape[-2:]
+    # A dilated kernel spans dilation * (k - 1) + 1 input positions.
+    out_height = (height - dilation * (kernel_height - 1) - 1) // stride + 1
+    out_width = (width - dilation * (kernel_width - 1) - 1) // stride + 1
+    s_b, s_c, s_h, s_w = x.stride()
+    windows = x.as_strided(
+        (batch, in_channels, out_height, out_width, kernel_height, kernel_width),
+        (s_b, s_c, s_h * stride, s_w * stride, s_h * dilation, s_w * dilation),
+    )
+    return einops.einsum(windows, weights, "b c oh ow kh kw, o c kh kw -> b o oh ow")

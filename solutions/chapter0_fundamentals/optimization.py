@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import pickle
 import queue
 import socket
@@ -36,13 +37,14 @@ from course.data import digits
 def rosenbrock(
     x: Float[Tensor, "*shape"], y: Float[Tensor, "*shape"], a: float = 1.0, b: float = 100.0
 ) -> Float[Tensor, "*shape"]:
-    """Rosenbrock's banana-shaped valley (a - x)^2 + b (y - x^2)^2, elementwise; its minimum is 0 at (a, a^2)."""
+    """Rosenbrock's function of (x, y) with parameters a and b, elementwise over tensors of any shape; its
+    minimum is 0 at (a, a^2)."""
     return (a - x) ** 2 + b * (y - x**2) ** 2
 
 
 def optimizer_path(
     fn: Callable[[Tensor, Tensor], Tensor],
-    start: Float[Tensor, "2"],
+    start: Float[Tensor, " 2"],
     optimizer_class: type,
     hyperparameters: dict[str, Any],
     n_steps: int,
@@ -140,7 +142,7 @@ class Adam:
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
-        self.t = 0
+        self.steps = [0 for _ in self.params]  # per parameter, as torch counts: skipped steps don't count
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -148,16 +150,16 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
-        self.t += 1
         beta1, beta2 = self.betas
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
+            self.steps[i] += 1
             g = p.grad + self.weight_decay * p
             self.m[i] = beta1 * self.m[i] + (1 - beta1) * g
             self.v[i] = beta2 * self.v[i] + (1 - beta2) * g**2
-            m_hat = self.m[i] / (1 - beta1**self.t)
-            v_hat = self.v[i] / (1 - beta2**self.t)
+            m_hat = self.m[i] / (1 - beta1 ** self.steps[i])
+            v_hat = self.v[i] / (1 - beta2 ** self.steps[i])
             p -= self.lr * m_hat / (v_hat.sqrt() + self.eps)
 
 
@@ -177,7 +179,7 @@ class AdamW:
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
-        self.t = 0
+        self.steps = [0 for _ in self.params]  # per parameter, as torch counts: skipped steps don't count
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -185,17 +187,40 @@ class AdamW:
 
     @torch.no_grad()
     def step(self) -> None:
-        self.t += 1
         beta1, beta2 = self.betas
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
+            self.steps[i] += 1
             p *= 1 - self.lr * self.weight_decay
             self.m[i] = beta1 * self.m[i] + (1 - beta1) * p.grad
             self.v[i] = beta2 * self.v[i] + (1 - beta2) * p.grad**2
-            m_hat = self.m[i] / (1 - beta1**self.t)
-            v_hat = self.v[i] / (1 - beta2**self.t)
+            m_hat = self.m[i] / (1 - beta1 ** self.steps[i])
+            v_hat = self.v[i] / (1 - beta2 ** self.steps[i])
             p -= self.lr * m_hat / (v_hat.sqrt() + self.eps)
+
+
+class CheckpointAdam(Adam):
+    """Adam whose state can be saved and restored: loading a checkpoint taken after some steps into a new
+    optimizer, over a copy of the parameters (as a new process would have), makes it continue exactly as
+    the original optimizer would have."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """A checkpoint of everything the next steps depend on apart from the parameters' values, in plain
+        tensors, numbers and containers, so that it survives torch.save and torch.load."""
+        hyperparameters = {"lr": self.lr, "betas": self.betas, "eps": self.eps, "weight_decay": self.weight_decay}
+        # by position, as torch does: a new process has new parameter objects, in the same order
+        state = [
+            {"step": self.steps[i], "m": self.m[i].clone(), "v": self.v[i].clone()} for i in range(len(self.params))
+        ]
+        return {"hyperparameters": hyperparameters, "state": state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a checkpoint from state_dict, hyperparameters included."""
+        for name, value in state_dict["hyperparameters"].items():
+            setattr(self, name, value)
+        for i, saved in enumerate(state_dict["state"]):
+            self.steps[i], self.m[i], self.v[i] = saved["step"], saved["m"].clone(), saved["v"].clone()
 
 
 class GroupedSGD:
@@ -232,6 +257,31 @@ class GroupedSGD:
                 p -= group["lr"] * g
 
 
+def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float, norm_type: float = 2.0) -> Float[Tensor, ""]:
+    """Scale the gradients in place, all by one common factor, so that their norm taken together (as one long
+    vector) is at most max_norm, as torch.nn.utils.clip_grad_norm_ does; parameters without a gradient take no
+    part. Returns that total norm as it was before clipping (0 when no parameter has a gradient)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    norms = torch.stack([torch.linalg.vector_norm(g, norm_type) for g in grads])
+    total = torch.linalg.vector_norm(norms, norm_type)  # the norm of the per-parameter norms is the global norm
+    factor = (max_norm / (total + 1e-6)).clamp(max=1.0)  # torch's 1e-6 guards a zero norm; never scale up
+    for g in grads:
+        g.mul_(factor)
+    return total
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, final_fraction: float = 0.0) -> float:
+    """The learning-rate multiplier at `step` (counted from 0): a linear warm-up from 0 that reaches 1 at
+    warmup_steps, then a cosine decay from 1 to final_fraction, reached at total_steps and held after it.
+    Usable as LambdaLR's lr_lambda. Requires 0 <= warmup_steps < total_steps."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))  # held at 1: no second cycle
+    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 # ----------------------------------------------------------------------------- sweeps and experiment tracking
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -248,7 +298,7 @@ def make_mlp(hidden: int, seed: int) -> nn.Sequential:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
-def digit_batches(batch_size: int, steps: int, seed: int) -> list[tuple[Float[Tensor, "b 1 8 8"], Int[Tensor, "b"]]]:
+def digit_batches(batch_size: int, steps: int, seed: int) -> list[tuple[Float[Tensor, "b 1 8 8"], Int[Tensor, " b"]]]:
     """`steps` random training batches of the digits (drawn with replacement from `seed`)."""
     images, labels = digits("train")
     gen = torch.Generator().manual_seed(seed)
@@ -261,9 +311,10 @@ def expand_grid(grid: dict[str, list]) -> list[dict]:
 
 
 def train_digits(config: dict[str, Any], log: Callable[[dict[str, float]], None]) -> float:
-    """Train make_mlp(config["hidden"], config["seed"]) on digit_batches(config["batch_size"], config["steps"],
-    config["seed"]) with OPTIMIZERS[config["optimizer"]] at config["lr"]; log {"train_loss": ...} after every
-    step and {"val_accuracy": ...} at the end; return the validation accuracy."""
+    """Train the sweep's MLP on the digits with the settings of `config` (optimizer, learning rate, hidden
+    size, batch size, steps, seed), built from the course helpers in the order the text gives; log the
+    training loss after every step and the validation accuracy at the end, as floats; return the
+    validation accuracy."""
     model = make_mlp(config["hidden"], config["seed"])
     optimizer = OPTIMIZERS[config["optimizer"]](model.parameters(), lr=config["lr"])
     for x, y in digit_batches(config["batch_size"], config["steps"], config["seed"]):
@@ -298,6 +349,25 @@ def run_sweep(grid: dict[str, list], directory: str, project: str) -> list[float
         accuracies.append(train_digits(config, run.log))
         run.finish()
     return accuracies
+
+
+def successive_halving(
+    configs: list[dict[str, Any]], evaluate: Callable[[dict[str, Any], int], float], min_budget: int, eta: int = 2
+) -> tuple[int, list[tuple[int, int, float]]]:
+    """Successive halving over configs: each round evaluates every surviving configuration with the round's
+    budget (min_budget in the first round, eta times the previous one after) and keeps the best
+    len(survivors) // eta of them (at least one; the lower loss is better, a NaN loss is worse than any
+    number, and a tie goes to the configuration listed first), until one survives. Returns the survivor's
+    index in configs and every evaluation made, as (index, budget, loss), round by round."""
+    survivors, budget, history = list(range(len(configs))), min_budget, []
+    while len(survivors) > 1:
+        losses = {i: evaluate(configs[i], budget) for i in survivors}
+        history += [(i, budget, loss) for i, loss in losses.items()]
+        # NaN compares false with everything, so sorting on raw losses would put diverged runs anywhere
+        ranked = sorted(survivors, key=lambda i: math.inf if math.isnan(losses[i]) else losses[i])
+        survivors = sorted(ranked[: max(1, len(survivors) // eta)])
+        budget *= eta
+    return survivors[0], history
 
 
 def _wandb_records(path: Path) -> Iterable[Any]:
@@ -422,27 +492,55 @@ def launch_gloo(fn: Callable, world_size: int, *args: Any, timeout_s: float = 30
     for worker in workers:
         worker.start()
     outputs: dict[int, Any] = {}
+    failures: dict[int, tuple[str, str]] = {}
     try:
-        for _ in range(world_size):
+        deadline = time.monotonic() + timeout_s + 10
+        while len(outputs) + len(failures) < world_size and time.monotonic() < deadline:
             try:
-                rank, status, payload = results.get(timeout=timeout_s + 10)
+                rank, status, payload = results.get(timeout=0.2)
             except queue.Empty:
-                raise TimeoutError(
-                    f"the process group did not finish within {timeout_s + 10:.0f} s "
-                    "(a send without a matching recv, or a collective some rank skipped?)"
-                ) from None
-            if status == "NotImplementedError":
-                raise NotImplementedError(payload)
-            if status != "ok":
-                raise RuntimeError(f"rank {rank} raised {status}: {payload}")
-            outputs[rank] = pickle.loads(payload)
+                for rank, worker in enumerate(workers):  # a process gloo aborted reports nothing
+                    if worker.exitcode not in (None, 0) and rank not in outputs and rank not in failures:
+                        failures[rank] = ("crashed", f"its process died (exit code {worker.exitcode})")
+                continue
+            if status == "ok":
+                outputs[rank] = pickle.loads(payload)
+            else:
+                failures[rank] = (status, payload)
+                deadline = min(deadline, time.monotonic() + 2)  # the other ranks' errors follow within moments
     finally:
         for worker in workers:
             worker.join(timeout=5)
             if worker.is_alive():
                 worker.kill()
                 worker.join()
+    if failures:
+        raise _root_cause(failures)
+    if len(outputs) < world_size:
+        raise TimeoutError(
+            f"the process group did not finish within {timeout_s + 10:.0f} s "
+            "(a send without a matching recv, or a collective some rank skipped?)"
+        )
     return [outputs[rank] for rank in range(world_size)]
+
+
+def _root_cause(failures: dict[int, tuple[str, str]]) -> Exception:
+    """The error that explains the others: when one rank fails, its peers then fail with gloo's "connection
+    closed" errors, which say nothing about the cause."""
+
+    def rank_of(item: tuple[int, tuple[str, str]]) -> int:
+        status, payload = item[1]
+        return 0 if status == "NotImplementedError" else 2 if "gloo/transport" in payload else 1
+
+    rank, (status, payload) = min(failures.items(), key=rank_of)
+    if status == "NotImplementedError":
+        return NotImplementedError(payload)
+    if status == "crashed":
+        return RuntimeError(
+            f"rank {rank} crashed: {payload}. One cause: gloo aborts a process that receives "
+            "a message whose size differs from its buffer's (shapes or dtypes that differ)"
+        )
+    return RuntimeError(f"rank {rank} raised {status}: {payload}")
 
 
 # ----------------------------------------------------------------------------- distributed: collectives by hand
@@ -499,15 +597,39 @@ def all_reduce_ring(tensor: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- distributed: data-parallel training
 
 
+def accumulated_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: Float[Tensor, "batch ..."],
+    targets: Int[Tensor, " batch"],
+    micro_batch_size: int,
+) -> float:
+    """One optimizer step on the whole batch, computed in consecutive micro-batches of micro_batch_size
+    examples (the last may be smaller) so that no forward pass sees more than that many; the step is the
+    one a single pass over the whole batch with the mean cross-entropy would take. Returns that mean
+    cross-entropy over the whole batch, as a float."""
+    optimizer.zero_grad()
+    total = 0.0
+    for start in range(0, len(inputs), micro_batch_size):
+        x, y = inputs[start : start + micro_batch_size], targets[start : start + micro_batch_size]
+        # each example's share of the batch mean, so a smaller last micro-batch weighs less
+        loss = F.cross_entropy(model(x), y, reduction="sum") / len(inputs)
+        loss.backward()  # gradients add up in .grad across micro-batches
+        total += loss.item()
+    optimizer.step()
+    return total
+
+
 def ddp_train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     inputs: Float[Tensor, "batch ..."],
-    targets: Int[Tensor, "batch"],
+    targets: Int[Tensor, " batch"],
 ) -> float:
     """One data-parallel step on the global batch: this rank takes every world_size-th example from its
     rank on, computes the mean cross-entropy on that shard, averages gradients over ranks with
-    dist.all_reduce, and steps. The batch size must be a multiple of the world size. Returns the loss on the whole global batch (the average over ranks)."""
+    dist.all_reduce, and steps. The batch size must be a multiple of the world size. Returns the loss on
+    the whole global batch (the average over ranks)."""
     rank, world = dist.get_rank(), dist.get_world_size()
     loss = F.cross_entropy(model(inputs[rank::world]), targets[rank::world])
     optimizer.zero_grad()

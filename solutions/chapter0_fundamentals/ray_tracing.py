@@ -18,6 +18,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 SINGULAR_TOLERANCE = 1e-6
+SHADOW_BIAS = 1e-3  # how far from its start a shadow ray's hit must be to count as another surface
 
 
 def make_torus(
@@ -51,7 +52,8 @@ def make_rays_1d(num_pixels: int, y_limit: float) -> Float[Tensor, "num_pixels p
 
 
 def intersect_ray_1d(ray: Float[Tensor, "points=2 dims=3"], segment: Float[Tensor, "points=2 dims=3"]) -> bool:
-    """Whether the ray meets the segment, using x and y only. Parallel lines count as a miss."""
+    """Whether the ray meets the segment, using x and y only. Parallel lines count as a miss, and so do
+    nearly parallel ones, whose system has |det| below SINGULAR_TOLERANCE."""
     O, D = ray[:, :2]
     L1, L2 = segment[:, :2]
     # O + u D = L1 + v (L2 - L1)  <=>  [D, L1 - L2] @ (u, v) = L1 - O
@@ -64,7 +66,7 @@ def intersect_ray_1d(ray: Float[Tensor, "points=2 dims=3"], segment: Float[Tenso
 
 def intersect_rays_1d(
     rays: Float[Tensor, "nrays points=2 dims=3"], segments: Float[Tensor, "nsegments points=2 dims=3"]
-) -> Bool[Tensor, "nrays"]:
+) -> Bool[Tensor, " nrays"]:
     """For each ray, whether it meets any of the segments (x and y only). No Python loops."""
     nrays, nsegments = len(rays), len(segments)
     O = einops.repeat(rays[:, 0, :2], "r d -> r s d", s=nsegments)
@@ -100,7 +102,8 @@ def triangle_ray_intersects(
     O: Float[Tensor, "dims=3"],
     D: Float[Tensor, "dims=3"],
 ) -> bool:
-    """Whether the ray O + s D (s >= 0) meets the triangle ABC. A ray parallel to its plane counts as a miss."""
+    """Whether the ray O + s D (s >= 0) meets the triangle ABC. A ray parallel to its plane counts as a miss,
+    and so does a nearly parallel one, whose system has |det| below SINGULAR_TOLERANCE."""
     # O + s D = A + u (B - A) + v (C - A)  <=>  [-D, B - A, C - A] @ (s, u, v) = O - A
     mat = torch.stack([-D, B - A, C - A], dim=-1)
     if torch.linalg.det(mat).abs() < SINGULAR_TOLERANCE:
@@ -111,7 +114,7 @@ def triangle_ray_intersects(
 
 def raytrace_triangle(
     rays: Float[Tensor, "nrays points=2 dims=3"], triangle: Float[Tensor, "points=3 dims=3"]
-) -> Bool[Tensor, "nrays"]:
+) -> Bool[Tensor, " nrays"]:
     """For each ray, whether it meets the triangle. No Python loops."""
     O, D = rays.unbind(dim=1)  # each (nrays, 3)
     A, B, C = einops.repeat(triangle, "points dims -> points nrays dims", nrays=len(rays))
@@ -139,9 +142,28 @@ def ray_mesh_depths(
     return torch.where(hits, s, torch.inf)
 
 
+def ray_mesh_depths_closed_form(
+    rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"]
+) -> Float[Tensor, "nrays ntriangles"]:
+    """The same depths as ray_mesh_depths (inf where a ray misses a triangle), with every system solved in closed
+    form: no torch.linalg.solve, no det, no inverse."""
+    O, D = rays[:, None, 0], rays[:, None, 1]  # (nrays, 1, 3)
+    A, B, C = triangles[None].unbind(dim=2)  # each (1, ntriangles, 3)
+    E1, E2, T = B - A, C - A, O - A
+    # Cramer's rule for [-D, E1, E2] @ (s, u, v) = T, each 3x3 determinant a triple product a . (b x c).
+    P = torch.linalg.cross(D, E2, dim=-1)  # broadcasts to (nrays, ntriangles, 3)
+    Q = torch.linalg.cross(T, E1, dim=-1)
+    det = (E1 * P).sum(dim=-1)  # det[-D, E1, E2]
+    singular = det.abs() < SINGULAR_TOLERANCE
+    det = torch.where(singular, 1.0, det)  # any nonzero value: these pairs are masked out below
+    s, u, v = (E2 * Q).sum(dim=-1) / det, (T * P).sum(dim=-1) / det, (D * Q).sum(dim=-1) / det
+    hits = (s >= 0) & (u >= 0) & (v >= 0) & (u + v <= 1) & ~singular
+    return torch.where(hits, s, torch.inf)
+
+
 def raytrace_mesh(
     rays: Float[Tensor, "nrays points=2 dims=3"], triangles: Float[Tensor, "ntriangles points=3 dims=3"]
-) -> Float[Tensor, "nrays"]:
+) -> Float[Tensor, " nrays"]:
     """The depth of the nearest triangle each ray meets, or inf where it meets none."""
     return ray_mesh_depths(rays, triangles).min(dim=-1).values
 
@@ -167,7 +189,7 @@ def render_rotating(
 
 
 def triangle_normals(triangles: Float[Tensor, "ntriangles points=3 dims=3"]) -> Float[Tensor, "ntriangles dims=3"]:
-    """The unit normal (B - A) x (C - A) / |(B - A) x (C - A)| of each triangle."""
+    """The unit normal of each triangle, on the side from which its corners A, B, C run anticlockwise."""
     A, B, C = triangles.unbind(dim=1)
     normals = torch.linalg.cross(B - A, C - A, dim=-1)
     return normals / normals.norm(dim=-1, keepdim=True)
@@ -177,11 +199,12 @@ def shade_lambert(
     rays: Float[Tensor, "nrays points=2 dims=3"],
     triangles: Float[Tensor, "ntriangles points=3 dims=3"],
     light: Float[Tensor, "dims=3"],
-) -> Float[Tensor, "nrays"]:
-    """Lambert brightness max(0, n . l) of the nearest surface each ray meets, 0 where it meets none.
+) -> Float[Tensor, " nrays"]:
+    """The Lambert brightness of the nearest surface each ray meets, 0 where it meets none.
 
-    `light` points from the surface towards the light (any length); n is the unit normal of the triangle hit,
-    turned to face the ray's origin.
+    The brightness is the cosine of the angle between the surface's normal and the light, or 0 when the light is
+    behind the surface. `light` points from the surface towards the light (any length); the normal is that of the
+    triangle hit, turned to face the ray's origin.
     """
     depths = ray_mesh_depths(rays, triangles)
     nearest = depths.argmin(dim=-1)  # (nrays,)
@@ -192,3 +215,25 @@ def shade_lambert(
     normals = torch.where(facing_away[:, None], -normals, normals)
     brightness = (normals @ (light / light.norm())).clamp(min=0)
     return torch.where(hit, brightness, 0.0)
+
+
+def shade_with_shadows(
+    rays: Float[Tensor, "nrays points=2 dims=3"],
+    triangles: Float[Tensor, "ntriangles points=3 dims=3"],
+    light: Float[Tensor, "dims=3"],
+    bias: float = SHADOW_BIAS,
+) -> Float[Tensor, " nrays"]:
+    """The brightness shade_lambert gives each ray, except 0 where the mesh blocks the light from the point hit:
+    where a ray from that point towards the light meets a triangle at a distance above `bias`.
+
+    The light is far away in the direction `light` (any length), so its rays are parallel. A triangle met within
+    `bias` of the point is the surface the point lies on, met again through rounding, and does not count.
+    """
+    depth = raytrace_mesh(rays, triangles)
+    hit = depth.isfinite()
+    # A miss has no point to light; any finite stand-in will do, since its brightness is 0 anyway.
+    points = rays[:, 0] + torch.where(hit, depth, 0.0)[:, None] * rays[:, 1]
+    towards_light = (light / light.norm()).expand_as(points)  # unit length, so depths along it are distances
+    shadow_depths = ray_mesh_depths(torch.stack([points, towards_light], dim=1), triangles)
+    blocked = (shadow_depths.isfinite() & (shadow_depths > bias)).any(dim=-1)
+    return torch.where(blocked, 0.0, shade_lambert(rays, triangles, light))

@@ -10,6 +10,8 @@ Conventions used throughout the section:
   term over latent dimensions, so the two are on the scale of one image.
 """
 
+import math
+
 import einops
 import torch
 import torch.nn.functional as F
@@ -56,13 +58,14 @@ class Autoencoder(nn.Module):
 def reparameterise(
     mu: Float[Tensor, "batch latent"], logvar: Float[Tensor, "batch latent"], noise: Float[Tensor, "batch latent"]
 ) -> Float[Tensor, "batch latent"]:
-    """A sample of N(mu, exp(logvar)) written as a differentiable function of mu and logvar, given
-    standard normal `noise`: mu + sigma * noise, where sigma = exp(logvar / 2)."""
+    """A sample of N(mu, exp(logvar)), written as a differentiable function of mu and logvar: the one that the
+    given standard normal `noise` picks out. Finite whenever that standard deviation is."""
     return mu + torch.exp(0.5 * logvar) * noise
 
 
-def gaussian_kl(mu: Float[Tensor, "batch latent"], logvar: Float[Tensor, "batch latent"]) -> Float[Tensor, "batch"]:
-    """KL( N(mu, diag(exp(logvar))) || N(0, I) ) for each example, summed over the latent dimensions."""
+def gaussian_kl(mu: Float[Tensor, "batch latent"], logvar: Float[Tensor, "batch latent"]) -> Float[Tensor, " batch"]:
+    """KL( N(mu, diag(exp(logvar))) || N(0, I) ) for each example, summed over the latent dimensions; finite
+    even for a variance too small for float32 to hold."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=-1)
 
 
@@ -73,11 +76,45 @@ def vae_loss(
     logvar: Float[Tensor, "batch latent"],
     beta: float,
 ) -> tuple[Float[Tensor, ""], Float[Tensor, ""], Float[Tensor, ""]]:
-    """(total, reconstruction term, KL term), each averaged over the batch. The reconstruction term is
-    the squared error summed over an image's pixels; total = reconstruction + beta * KL."""
+    """(total loss, reconstruction term, KL term), each averaged over the batch: the reconstruction term is
+    an image's squared error summed over its pixels, the KL term its code's KL summed over the latent
+    dimensions, and the total weights the KL term by beta."""
     reconstruction_term = (reconstruction - images).pow(2).flatten(1).sum(dim=1).mean()
     kl_term = gaussian_kl(mu, logvar).mean()
     return reconstruction_term + beta * kl_term, reconstruction_term, kl_term
+
+
+def train_vae(
+    model: nn.Module,
+    images: Float[Tensor, "n 1 h w"],
+    epochs: int,
+    beta: float,
+    warmup_steps: int = 0,
+    lr: float = 2e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Train the VAE `model` on `images` with vae_loss and Adam, the KL weight rising linearly from 0 at the first
+    step to `beta` at step `warmup_steps` and staying there; return the KL weight, the reconstruction term and
+    the KL term of every step, under the keys "beta", "reconstruction" and "KL"."""
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(params=model.parameters(), lr=lr)
+    history = {"beta": [], "reconstruction": [], "KL": []}
+    step = 0
+    for _ in range(epochs):
+        for indices in torch.randperm(len(images)).split(batch_size):  # a fresh order every epoch
+            batch = images[indices]
+            weight = beta * min(1.0, step / warmup_steps) if warmup_steps > 0 else beta  # no warm-up: full weight
+            reconstruction, mu, logvar = model(batch)
+            loss, reconstruction_term, kl_term = vae_loss(reconstruction, batch, mu, logvar, weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            history["beta"].append(weight)
+            history["reconstruction"].append(reconstruction_term.item())
+            history["KL"].append(kl_term.item())
+            step += 1
+    return history
 
 
 class VAE(nn.Module):
@@ -125,20 +162,39 @@ class VAE(nn.Module):
         return self.decoder(reparameterise(mu, logvar, noise)), mu, logvar
 
 
+def log_likelihood_estimate(
+    model: nn.Module, images: Float[Tensor, "batch 1 h w"], noise: Float[Tensor, "samples batch latent"], beta: float
+) -> Float[Tensor, " batch"]:
+    """For each image, an importance-sampled estimate of log p(x) under the VAE read as a generative model: the
+    prior N(0, I) on codes, and pixels with Gaussian noise of variance beta / 2 around the decoded image. It is
+    the log of the mean, over the codes that `noise` picks from the image's Gaussian, of p(x | z) p(z) / q(z | x);
+    finite even where every one of those ratios underflows."""
+    mu, logvar = model.encode(images)
+    z = reparameterise(mu, logvar, noise)  # (samples, batch, latent): one code per sample and image
+    decoded = model.decoder(z.flatten(0, 1)).unflatten(0, z.shape[:2])
+    variance, pixels, latent = beta / 2, images[0].numel(), z.shape[-1]
+    log_p_x = -(images - decoded).pow(2).flatten(2).sum(-1) / (2 * variance) - pixels / 2 * math.log(
+        2 * math.pi * variance
+    )
+    log_p_z = -z.pow(2).sum(-1) / 2 - latent / 2 * math.log(2 * math.pi)
+    # z - mu = sigma * noise, so the Gaussian's exponent needs only the noise.
+    log_q = -(noise.pow(2) + logvar).sum(-1) / 2 - latent / 2 * math.log(2 * math.pi)
+    return torch.logsumexp(log_p_x + log_p_z - log_q, dim=0) - math.log(len(noise))
+
+
 # ----------------------------------------------------------------------------- transposed convolution
 
 
 def conv_transpose2d(
     x: Float[Tensor, "batch in_channels height width"],
     weight: Float[Tensor, "in_channels out_channels kernel_height kernel_width"],
-    bias: Float[Tensor, "out_channels"] | None,
+    bias: Float[Tensor, " out_channels"] | None,
     stride: int,
     padding: int,
 ) -> Float[Tensor, "batch out_channels out_height out_width"]:
-    """The transposed convolution, as torch.nn.functional.conv_transpose2d computes it: each input pixel
-    (i, j) adds weight[c_in, :] times its value into the output window whose top-left corner is
-    (i * stride, j * stride); then `padding` rows and columns are cut from every edge.
-    out_height = (height - 1) * stride + kernel_height - 2 * padding."""
+    """The transposed convolution of x with weight (in_channels first), as torch.nn.functional.conv_transpose2d
+    computes it, with `padding` rows and columns cut from every edge of the output and the bias (if any)
+    added to each output channel. Kernels need not be square."""
     batch, _, height, width = x.shape
     _, out_channels, kernel_height, kernel_width = weight.shape
     full = x.new_zeros(batch, out_channels, (height - 1) * stride + kernel_height, (width - 1) * stride + kernel_width)
@@ -196,20 +252,64 @@ class Discriminator(nn.Module):
             nn.Linear(2 * channels * 4 * 4, 1),
         )
 
-    def forward(self, x: Float[Tensor, "batch 1 16 16"]) -> Float[Tensor, "batch"]:
+    def forward(self, x: Float[Tensor, "batch 1 16 16"]) -> Float[Tensor, " batch"]:
         return self.layers(x).squeeze(-1)
 
 
-def discriminator_loss(real_logits: Float[Tensor, "batch"], fake_logits: Float[Tensor, "batch"]) -> Float[Tensor, ""]:
-    """Binary cross-entropy with real images labelled 1 and fakes 0: -mean log D(real) - mean log(1 - D(fake)),
-    where D = sigmoid(logit), computed stably from the logits."""
+def discriminator_loss(real_logits: Float[Tensor, " batch"], fake_logits: Float[Tensor, " batch"]) -> Float[Tensor, ""]:
+    """The discriminator's binary cross-entropy, real images labelled 1 and fakes 0, from its logits: each
+    batch averaged on its own (the two may differ in size) and the two averages added. Finite for any logits."""
     # log sigmoid(l) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l), both finite for any l.
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
-def generator_loss(fake_logits: Float[Tensor, "batch"]) -> Float[Tensor, ""]:
-    """The non-saturating generator loss: -mean log D(fake), computed stably from the logits."""
+def generator_loss(fake_logits: Float[Tensor, " batch"]) -> Float[Tensor, ""]:
+    """The non-saturating generator loss, from the discriminator's logits on a batch of fakes: the binary
+    cross-entropy with every fake labelled real, averaged over the batch. Finite for any logits."""
     return F.softplus(-fake_logits).mean()
+
+
+def gan_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    optimizer_g: torch.optim.Optimizer,
+    optimizer_d: torch.optim.Optimizer,
+    real: Float[Tensor, "batch 1 16 16"],
+    z: Float[Tensor, "n latent"],
+) -> dict[str, float]:
+    """One round of the game on a batch: a discriminator update on `real` and on the fakes generated from `z`
+    that leaves the generator untouched, then a generator update through the discriminator on the same fakes
+    that leaves the discriminator untouched. Returns the two losses and the discriminator's accuracy before its
+    update, under the keys "discriminator loss", "generator loss" and "D accuracy"."""
+    fake = generator(z)
+    # Detached: D's loss must not reach G, whose graph the generator's update still needs.
+    real_logits, fake_logits = discriminator(real), discriminator(fake.detach())
+    loss_d = discriminator_loss(real_logits, fake_logits)
+    optimizer_d.zero_grad()
+    loss_d.backward()
+    optimizer_d.step()
+
+    loss_g = generator_loss(discriminator(fake))
+    optimizer_g.zero_grad()
+    loss_g.backward()  # also fills D's gradients, which D's next update zeroes first
+    optimizer_g.step()
+
+    accuracy = ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean()) / 2
+    return {"discriminator loss": loss_d.item(), "generator loss": loss_g.item(), "D accuracy": accuracy.item()}
+
+
+def slerp(
+    z0: Float[Tensor, " latent"], z1: Float[Tensor, " latent"], weights: Float[Tensor, " steps"]
+) -> Float[Tensor, "steps latent"]:
+    """Spherical interpolation: for each weight t, the point a fraction t of the way along the arc from z0 (t = 0)
+    to z1 (t = 1), which keeps a constant norm when theirs are equal. Codes pointing the same way (to float
+    precision) give the straight line between them; never NaN for two nonzero codes that are not opposite."""
+    cosine = (F.normalize(z0, dim=0) @ F.normalize(z1, dim=0)).clamp(-1.0, 1.0)  # rounding can pass 1
+    angle = torch.arccos(cosine)
+    t = weights[:, None]
+    if angle < 1e-4:  # sin(angle) ~ 0: the arc is the segment, to float precision
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * angle) * z0 + torch.sin(t * angle) * z1) / torch.sin(angle)
 
 
 def initialise_weights(model: nn.Module) -> None:

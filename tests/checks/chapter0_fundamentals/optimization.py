@@ -6,6 +6,8 @@ processes; each group costs well under a second). The sweep is checked by readin
 to disk through wandb's offline mode.
 """
 
+import io
+import itertools
 import math
 import os
 import tempfile
@@ -15,7 +17,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from solutions.chapter0_fundamentals import optimization as ref
-from tests.harness import Case, Checker, Exercise
+from tests.harness import Case, Checker, Exercise, Mismatch, describe
 
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -58,6 +60,21 @@ def _optimizer_path_cases(gen):
     yield Case(
         (ref.rosenbrock, torch.randn(2, generator=gen), torch.optim.Adam, {"lr": 0.05}, 15), "Adam on Rosenbrock"
     )
+    yield Case(
+        (_bowl, _t(1.0, -2.0).requires_grad_(True), torch.optim.SGD, {"lr": 0.1}, 2),
+        "a start that itself requires grad (the end of an earlier path, say)",
+        expected=torch.stack([_t(1.0, -2.0) * 0.8**k for k in range(3)]),
+    )
+    yield Case(
+        (_bowl, torch.tensor([0.5, 1.5], dtype=torch.float64), torch.optim.SGD, {"lr": 0.1}, 2),
+        "a float64 start: the path keeps its dtype",
+        expected=torch.stack([torch.tensor([0.5, 1.5], dtype=torch.float64) * 0.8**k for k in range(3)]),
+    )
+
+
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
+def _run_path(impl, case):
+    return impl(*case.args)
 
 
 def _optimizer_path_forgets_zero_grad(fn, start, optimizer_class, hyperparameters, n_steps):
@@ -83,33 +100,82 @@ def _optimizer_path_aliases(fn, start, optimizer_class, hyperparameters, n_steps
     return torch.stack(path)
 
 
+def _optimizer_path_not_detached(fn, start, optimizer_class, hyperparameters, n_steps):
+    point = start.clone().requires_grad_(True)  # a start that requires grad gives a non-leaf copy
+    optimizer = optimizer_class([point], **hyperparameters)
+    path = [point.detach().clone()]
+    for _ in range(n_steps):
+        optimizer.zero_grad()
+        fn(point[0], point[1]).backward()
+        optimizer.step()
+        path.append(point.detach().clone())
+    return torch.stack(path)
+
+
+def _optimizer_path_float32_buffer(fn, start, optimizer_class, hyperparameters, n_steps):
+    point = start.detach().clone().requires_grad_(True)
+    optimizer = optimizer_class([point], **hyperparameters)
+    path = torch.zeros(n_steps + 1, 2)  # the default dtype, whatever start's is
+    path[0] = point.detach()
+    for k in range(1, n_steps + 1):
+        optimizer.zero_grad()
+        fn(point[0], point[1]).backward()
+        optimizer.step()
+        path[k] = point.detach()
+    return path
+
+
+def _optimizer_path_new_optimizer_each_step(fn, start, optimizer_class, hyperparameters, n_steps):
+    point = start.detach().clone().requires_grad_(True)
+    path = [point.detach().clone()]
+    for _ in range(n_steps):
+        optimizer = optimizer_class([point], **hyperparameters)  # momentum and running averages restart
+        optimizer.zero_grad()
+        fn(point[0], point[1]).backward()
+        optimizer.step()
+        path.append(point.detach().clone())
+    return torch.stack(path)
+
+
 # ----------------------------------------------------------------------------- optimizers
 
 STEPS = 8
 
 
-def _loss(params, targets):
+def _loss(params, targets, step=0, setup=None):
     """A bumpy loss with gradients of different sizes per parameter; the last parameter takes no part
-    (its .grad stays None), as a frozen or unused layer would."""
-    *used, unused = params
-    return sum(
-        ((p - t) ** 2 * (1 + i)).sum() + 0.3 * torch.sin(3 * p).sum() for i, (p, t) in enumerate(zip(used, targets))
-    )
+    (its .grad stays None), as a frozen or unused layer would. With setup["alternate"], the second
+    parameter is used on even steps only (on odd steps its .grad is None after zero_grad)."""
+    setup = setup or {}
+    *used, _unused = params
+    total = 0.0
+    for i, (p, t) in enumerate(zip(used, targets)):
+        if i == 1 and setup.get("alternate") and step % 2:
+            continue
+        total = total + ((p - t) ** 2 * (1 + i)).sum() + 0.3 * torch.sin(3 * p).sum()
+    return total
 
 
 def _run_optimizer(cls, case):
     """Build fresh parameters from the case, step the optimizer STEPS times, return the parameters
-    after each step (so a mistake shows at the step it happens)."""
-    initial, targets = case.args
+    after each step (so a mistake shows at the step it happens) and at the end, each under a name the
+    verdict prints."""
+    initial, targets, setup = case.args
     params = [torch.nn.Parameter(p.clone()) for p in initial]
-    optimizer = cls(params, **case.kwargs)
+    optimizer = cls((p for p in params) if setup.get("generator") else params, **case.kwargs)
     history = []
-    for _ in range(STEPS):
+    for step in range(STEPS):
         optimizer.zero_grad()
-        _loss(params, targets).backward()
+        _loss(params, targets, step, setup).backward()
         optimizer.step()
         history.append(torch.stack([p.detach().clone().flatten()[:3] for p in params[:-1]]))
-    return [torch.stack(history), *[p.detach().clone() for p in params]]
+    return {
+        "(step, parameter, value) after each step": torch.stack(history),
+        **{
+            f"parameter {i} at the end" + (" (never used)" if i == len(params) - 1 else ""): p.detach().clone()
+            for i, p in enumerate(params)
+        },
+    }
 
 
 def _params(gen):
@@ -120,9 +186,11 @@ def _params(gen):
 
 
 def _optimizer_cases(settings):
+    """Cases from (label, constructor kwargs) or (label, kwargs, setup of the loss, see _loss)."""
+
     def cases(gen):
-        for label, kwargs in settings:
-            yield Case(_params(gen), label, kwargs=kwargs)
+        for label, kwargs, *setup in settings:
+            yield Case((*_params(gen), setup[0] if setup else {}), label, kwargs=kwargs)
 
     return cases
 
@@ -213,8 +281,12 @@ class _AdamNoBiasCorrection(ref.Adam):
             p -= self.lr * self.m[i] / (self.v[i].sqrt() + self.eps)
 
 
-class _AdamStepPerParameter(ref.Adam):
-    """The step counter increased once per parameter instead of once per step()."""
+class _AdamGlobalCounterPerParameter(ref.Adam):
+    """One step counter for the whole optimizer, increased once per parameter."""
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr, betas, eps, weight_decay)
+        self.t = 0
 
     @torch.no_grad()
     def step(self):
@@ -253,9 +325,331 @@ class _AdamWDecayNoLr(ref.AdamW):
             self.weight_decay = decay
 
 
+class _SGDKeepsIterator(ref.SGD):
+    """Keeps `params` as given: a generator (model.parameters()) is used up by the first pass over it."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        self.params = params
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.buffers = {}
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        for p in self.params:
+            if p.grad is None:
+                continue
+            g = p.grad + self.weight_decay * p
+            if self.momentum:
+                previous = self.buffers.get(p)
+                g = g.clone() if previous is None else self.momentum * previous + g
+                self.buffers[p] = g
+            p -= self.lr * g
+
+
+def _zero_fill(self):
+    """zero_grad that zeroes existing gradients instead of clearing them: a parameter the next loss does not
+    use then has a gradient of zeros, not None, and is updated (decayed, moved by momentum) anyway."""
+    for p in self.params:
+        if p.grad is not None:
+            p.grad.zero_()
+
+
+class _SGDZeroFill(ref.SGD):
+    zero_grad = _zero_fill
+
+
+class _SGDMissingGradAsZero(ref.SGD):
+    """A parameter without .grad is stepped as if its gradient were 0 (so weight decay still moves it)."""
+
+    @torch.no_grad()
+    def step(self):
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        super().step()
+
+
+class _RMSpropNoEps(ref.RMSprop):
+    """Divides by the root-mean-square alone, ignoring eps."""
+
+    @torch.no_grad()
+    def step(self):
+        eps, self.eps = self.eps, 0.0
+        try:
+            super().step()
+        finally:
+            self.eps = eps
+
+
+class _RMSpropAverageStartsAtFirst(ref.RMSprop):
+    """The running average of squared gradients starts at the first squared gradient instead of 0."""
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0):
+        super().__init__(params, lr, alpha, eps, weight_decay, momentum)
+        self.square_avg = [None for _ in self.params]
+
+    @torch.no_grad()
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad + self.weight_decay * p
+            previous = self.square_avg[i]
+            self.square_avg[i] = g**2 if previous is None else self.alpha * previous + (1 - self.alpha) * g**2
+            scaled = g / (self.square_avg[i].sqrt() + self.eps)
+            if self.momentum:
+                self.buffers[i] = self.momentum * self.buffers[i] + scaled
+                scaled = self.buffers[i]
+            p -= self.lr * scaled
+
+
+class _RMSpropMomentumBeforeDividing(ref.RMSprop):
+    """The momentum buffer accumulates raw gradients, and the buffer is divided by the root-mean-square."""
+
+    @torch.no_grad()
+    def step(self):
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad + self.weight_decay * p
+            self.square_avg[i] = self.alpha * self.square_avg[i] + (1 - self.alpha) * g**2
+            if self.momentum:
+                self.buffers[i] = self.momentum * self.buffers[i] + g
+                g = self.buffers[i]
+            p -= self.lr * g / (self.square_avg[i].sqrt() + self.eps)
+
+
+class _AdamNoEps(ref.Adam):
+    """Divides by the root of v_hat alone, ignoring eps."""
+
+    @torch.no_grad()
+    def step(self):
+        eps, self.eps = self.eps, 0.0
+        try:
+            super().step()
+        finally:
+            self.eps = eps
+
+
+class _AdamEpsOnUncorrectedRoot(ref.Adam):
+    """The paper's "efficient" form: the bias corrections folded into the step size, so eps is added to the
+    root of the uncorrected v. Invisible with the default eps and ordinary gradients."""
+
+    @torch.no_grad()
+    def step(self):
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            self.steps[i] += 1
+            t = self.steps[i]
+            step_size = self.lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+            g = p.grad + self.weight_decay * p
+            self.m[i] = beta1 * self.m[i] + (1 - beta1) * g
+            self.v[i] = beta2 * self.v[i] + (1 - beta2) * g**2
+            p -= step_size * self.m[i] / (self.v[i].sqrt() + self.eps)
+
+
+class _AdamOneCounter(ref.Adam):
+    """One step counter for the whole optimizer, increased once per step(): a parameter that had no gradient
+    on some steps then gets the bias correction of steps it never took."""
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr, betas, eps, weight_decay)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            g = p.grad + self.weight_decay * p
+            self.m[i] = beta1 * self.m[i] + (1 - beta1) * g
+            self.v[i] = beta2 * self.v[i] + (1 - beta2) * g**2
+            m_hat = self.m[i] / (1 - beta1**self.t)
+            v_hat = self.v[i] / (1 - beta2**self.t)
+            p -= self.lr * m_hat / (v_hat.sqrt() + self.eps)
+
+
+class _AdamStoresCorrected(ref.Adam):
+    """Writes the bias-corrected averages back into m and v, so the correction compounds step after step."""
+
+    @torch.no_grad()
+    def step(self):
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            self.steps[i] += 1
+            g = p.grad + self.weight_decay * p
+            self.m[i] = (beta1 * self.m[i] + (1 - beta1) * g) / (1 - beta1 ** self.steps[i])
+            self.v[i] = (beta2 * self.v[i] + (1 - beta2) * g**2) / (1 - beta2 ** self.steps[i])
+            p -= self.lr * self.m[i] / (self.v[i].sqrt() + self.eps)
+
+
+class _AdamDecoupled(ref.AdamW):
+    """Adam's weight_decay applied to the parameters directly (that is AdamW), with Adam's default of 0."""
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class _AdamZeroFill(ref.Adam):
+    zero_grad = _zero_fill
+
+
+class _AdamWDecayAfterUpdate(ref.AdamW):
+    """Shrinks the parameter after the Adam update instead of before it."""
+
+    @torch.no_grad()
+    def step(self):
+        decay, self.weight_decay = self.weight_decay, 0.0
+        try:
+            super().step()
+        finally:
+            self.weight_decay = decay
+        for p in self.params:
+            if p.grad is not None:
+                p *= 1 - self.lr * self.weight_decay
+
+
+class _AdamWDecaysEverything(ref.AdamW):
+    """Decays every parameter, including those without a gradient (torch leaves them alone)."""
+
+    @torch.no_grad()
+    def step(self):
+        for p in self.params:
+            if p.grad is None:
+                p *= 1 - self.lr * self.weight_decay
+        super().step()
+
+
+class _AdamWZeroFill(ref.AdamW):
+    zero_grad = _zero_fill
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_BEFORE, CHECKPOINT_AFTER = 3, 5
+
+
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
+def _run_checkpoint(cls, case):
+    """Step, save through torch.save, load into a new optimizer over copies of the parameters, and step both
+    the original and the resumed one on, on the same losses."""
+    initial, targets, setup = case.args
+    params = [torch.nn.Parameter(p.clone()) for p in initial]
+    original = cls(params, **case.kwargs)
+    for step in range(CHECKPOINT_BEFORE):
+        original.zero_grad()
+        _loss(params, targets, step, setup).backward()
+        original.step()
+    buffer = io.BytesIO()
+    torch.save(original.state_dict(), buffer)
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    resumed = cls(copies, **{**case.kwargs, **setup.get("rebuilt_with", {})})
+    buffer.seek(0)
+    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    for step in range(CHECKPOINT_BEFORE, CHECKPOINT_BEFORE + CHECKPOINT_AFTER):
+        for optimizer, ps in ((original, params), (resumed, copies)):
+            optimizer.zero_grad()
+            _loss(ps, targets, step, setup).backward()
+            optimizer.step()
+    return {
+        **{f"parameter {i} after the resumed optimizer's steps": p.detach().clone() for i, p in enumerate(copies)},
+        **{f"parameter {i} after the original optimizer's steps": p.detach().clone() for i, p in enumerate(params)},
+    }
+
+
+def _checkpoint_cases(gen):
+    yield from _optimizer_cases(
+        [
+            ("lr 0.05", {"lr": 0.05}),
+            ("lr 0.02, betas (0.8, 0.9), weight decay 0.1", {"lr": 0.02, "betas": (0.8, 0.9), "weight_decay": 0.1}),
+            (
+                "a parameter the loss uses on even steps only, so the step counts differ",
+                {"lr": 0.05},
+                {"alternate": True},
+            ),
+            (
+                "the new optimizer is built with lr 0.5; the checkpoint's lr 0.05 must win",
+                {"lr": 0.05},
+                {"rebuilt_with": {"lr": 0.5}},
+            ),
+        ]
+    )(gen)
+
+
+class _CheckpointNoSteps(ref.CheckpointAdam):
+    """Saves m and v but not the step counts, so the bias correction starts again after loading."""
+
+    def load_state_dict(self, state_dict):
+        steps = list(self.steps)
+        super().load_state_dict(state_dict)
+        self.steps = steps
+
+
+class _CheckpointByIdentity(ref.CheckpointAdam):
+    """Keys the state by each parameter's id(), which a new optimizer over new parameters does not share."""
+
+    def state_dict(self):
+        saved = super().state_dict()
+        saved["state"] = {id(p): s for p, s in zip(self.params, saved["state"])}
+        return saved
+
+    def load_state_dict(self, state_dict):
+        for name, value in state_dict["hyperparameters"].items():
+            setattr(self, name, value)
+        for i, p in enumerate(self.params):
+            if id(p) in state_dict["state"]:
+                saved = state_dict["state"][id(p)]
+                self.steps[i], self.m[i], self.v[i] = saved["step"], saved["m"], saved["v"]
+
+
+class _CheckpointNoHyperparameters(ref.CheckpointAdam):
+    """Restores the running averages and counts but keeps the hyperparameters the new optimizer was built with."""
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict({**state_dict, "hyperparameters": {}})
+
+
+class _CheckpointOnlyM(ref.CheckpointAdam):
+    """Saves the first moment only: v starts again from zero after loading."""
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        self.v = [torch.zeros_like(v) for v in self.v]
+
+
 class _GroupedSGDIgnoresOverrides(ref.GroupedSGD):
     def __init__(self, params, lr=0.001, momentum=0.0, weight_decay=0.0):
         super().__init__([{"params": g["params"]} for g in params], lr, momentum, weight_decay)
+
+
+class _GroupedSGDZeroMeansDefault(ref.GroupedSGD):
+    """Reads each setting as `group.get(key) or default`, so an override of 0 falls back to the default."""
+
+    def __init__(self, params, lr=0.001, momentum=0.0, weight_decay=0.0):
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+        self.param_groups = [
+            {**{k: group.get(k) or v for k, v in defaults.items()}, "params": list(group["params"])} for group in params
+        ]
+        self.buffers = {}
+
+
+class _GroupedSGDKeepsIterators(ref.GroupedSGD):
+    """Keeps each group's "params" as given: a generator is used up by the first pass over it."""
+
+    def __init__(self, params, lr=0.001, momentum=0.0, weight_decay=0.0):
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+        self.param_groups = [{**defaults, **group} for group in params]
+        self.buffers = {}
 
 
 class _GroupedSGDSharedBuffer(ref.GroupedSGD):
@@ -292,12 +686,37 @@ def _grouped_cases(gen):
         "one group with the defaults",
         kwargs={"lr": 0.02, "momentum": 0.9, "weight_decay": 0.01},
     )
+    initial, targets = _params(gen)
+    groups = [{"params": [0], "lr": 0.0}, {"params": [1, 2], "momentum": 0.0, "weight_decay": 0.0}]
+    yield Case(
+        (initial, targets, groups),
+        "overrides equal to 0: a frozen group, a group without momentum or decay",
+        kwargs={"lr": 0.02, "momentum": 0.9, "weight_decay": 0.1},
+    )
+    initial, targets = _params(gen)
+    groups = [{"params": [0, 2], "generator": True}, {"params": [1], "lr": 0.05, "generator": True}]
+    yield Case(
+        (initial, targets, groups),
+        "each group's params given as a generator, as model.parameters() is",
+        kwargs={"lr": 0.02, "momentum": 0.9},
+    )
 
 
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
 def _run_grouped(cls, case):
     initial, targets, groups = case.args
     params = [torch.nn.Parameter(p.clone()) for p in initial]
-    optimizer = cls([{**g, "params": [params[i] for i in g["params"]]} for g in groups], **case.kwargs)
+    given = [[params[i] for i in g["params"]] for g in groups]
+    optimizer = cls(
+        [
+            {
+                **{k: v for k, v in g.items() if k != "generator"},
+                "params": (p for p in ps) if g.get("generator") else ps,
+            }
+            for g, ps in zip(groups, given)
+        ],
+        **case.kwargs,
+    )
     for _ in range(STEPS):
         optimizer.zero_grad()
         _loss(params, targets).backward()
@@ -325,10 +744,21 @@ def _sgd_cases(gen):
             ("lr 0.02, momentum 0.9", {"lr": 0.02, "momentum": 0.9}),
             ("lr 0.01, weight decay 0.1", {"lr": 0.01, "weight_decay": 0.1}),
             ("lr 0.01, momentum 0.7, weight decay 0.05", {"lr": 0.01, "momentum": 0.7, "weight_decay": 0.05}),
+            (
+                "parameters given as a generator, as model.parameters() is",
+                {"lr": 0.02, "momentum": 0.9},
+                {"generator": True},
+            ),
+            (
+                "a parameter the loss uses on even steps only (its .grad is None on the others)",
+                {"lr": 0.02, "momentum": 0.9, "weight_decay": 0.1},
+                {"alternate": True},
+            ),
         ]
     )(gen)
 
 
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
 def _run_steps(cls, case):
     """Hand-computed cases step the loss p . p; the others the bumpy loss."""
     return _run_hand_sgd(cls, case) if case.label.startswith("by hand") else _run_optimizer(cls, case)
@@ -361,6 +791,11 @@ def _adam_cases(gen):
             ("lr 0.05, betas (0.8, 0.95)", {"lr": 0.05, "betas": (0.8, 0.95)}),
             ("lr 0.05, weight decay 0.1 (L2)", {"lr": 0.05, "weight_decay": 0.1}),
             ("lr 0.01, eps 0.1", {"lr": 0.01, "eps": 0.1}),
+            (
+                "a parameter the loss uses on even steps only (its .grad is None on the others)",
+                {"lr": 0.05},
+                {"alternate": True},
+            ),
         ]
     )(gen)
 
@@ -378,6 +813,11 @@ def _adamw_cases(gen):
             ("lr 0.1, default weight decay 0.01", {"lr": 0.1}),
             ("lr 0.05, weight decay 0.5", {"lr": 0.05, "weight_decay": 0.5}),
             ("lr 0.05, betas (0.8, 0.9), weight decay 0.2", {"lr": 0.05, "betas": (0.8, 0.9), "weight_decay": 0.2}),
+            (
+                "a parameter the loss uses on even steps only (its .grad is None on the others)",
+                {"lr": 0.05, "weight_decay": 0.2},
+                {"alternate": True},
+            ),
         ]
     )(gen)
 
@@ -398,6 +838,69 @@ def _rmsprop_cases(gen):
             ("lr 0.02, weight decay 0.1, eps 0.01", {"lr": 0.02, "weight_decay": 0.1, "eps": 0.01}),
         ]
     )(gen)
+
+
+# ----------------------------------------------------------------------------- learning-rate schedule
+
+
+def _schedule_cases(gen):
+    # Warm-up 4, total 12: steps 0-4 climb by 0.25; the decay's progress is (step - 4) / 8, so step 6 gives
+    # (1 + cos(pi / 4)) / 2 = 0.8535534, step 8 gives 0.5, and from step 12 on the value stays at 0.
+    yield Case(
+        ([0, 1, 3, 4, 6, 8, 12, 13, 20], 4, 12),
+        "by hand: warm-up 4, total 12, down to 0",
+        expected=_at_steps([0, 1, 3, 4, 6, 8, 12, 13, 20], [0.0, 0.25, 0.75, 1.0, 0.8535534, 0.5, 0.0, 0.0, 0.0]),
+    )
+    yield Case(
+        ([0, 5, 10, 11], 0, 10, 0.1),
+        "by hand: no warm-up, total 10, down to 0.1",
+        expected=_at_steps([0, 5, 10, 11], [1.0, 0.55, 0.1, 0.1]),
+    )
+    yield Case(
+        ([1, 2, 4, 6, 100], 2, 6, 0.2),
+        "by hand: warm-up 2, total 6, down to 0.2; step 100 long after the end",
+        expected=_at_steps([1, 2, 4, 6, 100], [0.5, 1.0, 0.6, 0.2, 0.2]),
+    )
+    warmup = int(torch.randint(1, 20, (), generator=gen))
+    total = warmup + int(torch.randint(5, 60, (), generator=gen))
+    yield Case(
+        (list(range(total + 30)), warmup, total, 0.05),
+        f"every step of warm-up {warmup}, total {total}, down to 0.05, and 30 steps after",
+    )
+
+
+def _at_steps(steps, values):
+    return {f"the multiplier at step {step}": value for step, value in zip(steps, values)}
+
+
+def _run_schedule(impl, case):
+    steps, *settings = case.args
+    return _at_steps(steps, [impl(step, *settings) for step in steps])
+
+
+def _schedule_oracle(step, warmup_steps, total_steps, final_fraction=0.0):
+    """Warm-up by hand; the decay from torch's CosineAnnealingLR, stepped to the step and held at its end."""
+    if step < warmup_steps:
+        return step / warmup_steps
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    span = total_steps - warmup_steps
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=span, eta_min=final_fraction)
+    for _ in range(min(step - warmup_steps, span)):
+        optimizer.step()
+        cosine.step()
+    return optimizer.param_groups[0]["lr"]
+
+
+def _schedule_variant(warm=None, progress=None, value=None):
+    """The schedule with its warm-up, its progress through the decay, or the decayed value replaced."""
+
+    def schedule(step, warmup_steps, total_steps, final_fraction=0.0):
+        if step < warmup_steps:
+            return (warm or (lambda s, w: s / w))(step, warmup_steps)
+        p = (progress or (lambda s, w, t: min(1.0, (s - w) / (t - w))))(step, warmup_steps, total_steps)
+        return (value or (lambda p, f: f + (1 - f) * 0.5 * (1 + math.cos(math.pi * p))))(p, final_fraction)
+
+    return schedule
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -425,8 +928,16 @@ def _expand_grid_cases(gen):
 
 def _expand_grid_first_fastest(grid):
     keys = list(grid)
-    combos = [dict(zip(keys[::-1], v)) for v in __import__("itertools").product(*[grid[k] for k in keys[::-1]])]
+    combos = [dict(zip(keys[::-1], v)) for v in itertools.product(*[grid[k] for k in keys[::-1]])]
     return [{k: c[k] for k in keys} for c in combos]
+
+
+def _expand_grid_shared_dict(grid):
+    config, out = {}, []
+    for values in itertools.product(*grid.values()):
+        config.update(zip(grid, values))
+        out.append(config)
+    return out
 
 
 def _expand_grid_zip(grid):
@@ -436,32 +947,54 @@ def _expand_grid_zip(grid):
 CONFIG = {"optimizer": "sgd", "lr": 0.1, "hidden": 16, "batch_size": 32, "steps": 12, "seed": 0}
 
 
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
 def _run_train_digits(impl, case):
     logged = []
     accuracy = impl(dict(case.args[0]), logged.append)
-    losses = [entry["train_loss"] for entry in logged if "train_loss" in entry]
-    accuracies = [entry["val_accuracy"] for entry in logged if "val_accuracy" in entry]
-    keys = sorted({k for entry in logged for k in entry})
-    return [accuracy, torch.tensor(losses, dtype=torch.float64), torch.tensor(accuracies, dtype=torch.float64), keys]
+    for entry in logged:
+        for key, value in entry.items():
+            if not isinstance(value, float):
+                raise Mismatch(
+                    f"logged {key!r} as {describe(value)}: log plain Python floats, as a tracker stores "
+                    "them (a tensor that requires grad also keeps its whole graph alive)"
+                )
+    if not isinstance(accuracy, float):
+        raise Mismatch(f"returned {describe(accuracy)}: return the validation accuracy as a Python float")
+    return {
+        "returned accuracy": accuracy,
+        "train_loss values": torch.tensor([e["train_loss"] for e in logged if "train_loss" in e], dtype=torch.float64),
+        "val_accuracy values": torch.tensor(
+            [e["val_accuracy"] for e in logged if "val_accuracy" in e], dtype=torch.float64
+        ),
+        "logged keys": sorted({k for entry in logged for k in entry}),
+    }
 
 
 def _train_digits_cases(gen):
     yield Case((CONFIG,), "SGD, lr 0.1, 12 steps")
     yield Case(({**CONFIG, "lr": 0.5, "seed": 3, "hidden": 8, "batch_size": 16},), "SGD, lr 0.5, seed 3")
     yield Case(({**CONFIG, "steps": 0},), "no steps: only the validation accuracy is logged (the untrained model's)")
+    yield Case(({**CONFIG, "optimizer": "adam", "lr": 0.01},), "Adam, lr 0.01: the optimizer named in the config")
 
 
 def _train_digits_oracle(config, log):
-    """Plain SGD written out with torch.autograd.grad and log-softmax: no torch.optim, no cross_entropy."""
-    assert config["optimizer"] == "sgd"
+    """The loop written differently: gradients from torch.autograd.grad, the loss from log-softmax (no
+    cross_entropy), plain SGD written out, Adam from torch.optim named here rather than through OPTIMIZERS."""
     model = ref.make_mlp(config["hidden"], config["seed"])
     params = list(model.parameters())
+    adam = torch.optim.Adam(params, lr=config["lr"]) if config["optimizer"] == "adam" else None
+    assert adam or config["optimizer"] == "sgd"
     for x, y in ref.digit_batches(config["batch_size"], config["steps"], config["seed"]):
         loss = -model(x).log_softmax(dim=-1).gather(1, y[:, None]).mean()
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
             for p, g in zip(params, grads):
-                p -= config["lr"] * g
+                if adam:
+                    p.grad = g
+                else:
+                    p -= config["lr"] * g
+        if adam:
+            adam.step()
         log({"train_loss": loss.item()})
     images, labels = ref.digits("val")
     with torch.no_grad():
@@ -484,6 +1017,51 @@ def _train_digits_no_zero_grad(config, log):
     return accuracy
 
 
+def _train_digits_always_sgd(config, log):
+    model = ref.make_mlp(config["hidden"], config["seed"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"])  # config["optimizer"] never read
+    for x, y in ref.digit_batches(config["batch_size"], config["steps"], config["seed"]):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        log({"train_loss": loss.item()})
+    images, labels = ref.digits("val")
+    accuracy = (model(images).argmax(dim=-1) == labels).float().mean().item()
+    log({"val_accuracy": accuracy})
+    return accuracy
+
+
+def _train_digits_logs_tensors(config, log):
+    model = ref.make_mlp(config["hidden"], config["seed"])
+    optimizer = ref.OPTIMIZERS[config["optimizer"]](model.parameters(), lr=config["lr"])
+    for x, y in ref.digit_batches(config["batch_size"], config["steps"], config["seed"]):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        log({"train_loss": loss})
+    images, labels = ref.digits("val")
+    accuracy = (model(images).argmax(dim=-1) == labels).float().mean()
+    log({"val_accuracy": accuracy})
+    return accuracy
+
+
+def _train_digits_on_training_set(config, log):
+    model = ref.make_mlp(config["hidden"], config["seed"])
+    optimizer = ref.OPTIMIZERS[config["optimizer"]](model.parameters(), lr=config["lr"])
+    for x, y in ref.digit_batches(config["batch_size"], config["steps"], config["seed"]):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        log({"train_loss": loss.item()})
+    images, labels = ref.digits("train")  # the training images, not the validation set
+    accuracy = (model(images).argmax(dim=-1) == labels).float().mean().item()
+    log({"val_accuracy": accuracy})
+    return accuracy
+
+
 def _train_digits_logs_once(config, log):
     """Keeps the losses and logs them all at the end, as one entry."""
     entries = []
@@ -499,20 +1077,28 @@ def _run_sweep_cases(gen):
     configs = [
         {"optimizer": o, "lr": 0.05, "hidden": 8, "batch_size": 32, "steps": 5, "seed": 1} for o in ("sgd", "adam")
     ]
-    yield Case((SWEEP_GRID,), "two optimizers, one learning rate", expected=[2, configs, [5, 5], [1, 1], True])
     yield Case(
-        ({"lr": [0.1], "hidden": [4], "optimizer": ["sgd"], "batch_size": [8], "steps": [3], "seed": [0]},),
+        (SWEEP_GRID,), "two optimizers, one learning rate", expected=_sweep_record(2, configs, [5, 5], [1, 1], True)
+    )
+    single = {"lr": 0.1, "hidden": 4, "optimizer": "sgd", "batch_size": 8, "steps": 3, "seed": 0}
+    yield Case(
+        ({key: [value] for key, value in single.items()},),
         "a single configuration",
-        expected=[
-            1,
-            [{"lr": 0.1, "hidden": 4, "optimizer": "sgd", "batch_size": 8, "steps": 3, "seed": 0}],
-            [3],
-            [1],
-            True,
-        ],
+        expected=_sweep_record(1, [single], [3], [1], True),
     )
 
 
+def _sweep_record(runs, configs, train_losses, val_accuracies, returned_match):
+    return {
+        "number of runs on disk": runs,
+        "each run's config": configs,
+        "train_loss values logged per run": train_losses,
+        "val_accuracy values logged per run": val_accuracies,
+        "the returned accuracies are the logged ones": returned_match,
+    }
+
+
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
 def _run_run_sweep(impl, case):
     """What was written to disk: the number of runs, their configs, how many train_loss and val_accuracy
     values each logged, and whether the returned accuracies are the logged ones."""
@@ -532,13 +1118,13 @@ def _run_run_sweep(impl, case):
         and len(returned) == len(logged)
         and all(isinstance(a, float) and abs(a - b) < 1e-6 for a, b in zip(returned, logged))
     )
-    return [
+    return _sweep_record(
         len(runs),
         [run["config"] for run in runs],
         [len(run["history"].get("train_loss", [])) for run in runs],
         [len(run["history"].get("val_accuracy", [])) for run in runs],
         matches,
-    ]
+    )
 
 
 def _sweep_without_config(grid, directory, project):
@@ -550,6 +1136,23 @@ def _sweep_without_config(grid, directory, project):
             project=project, dir=directory, mode="offline", settings=wandb.Settings(silent=True, console="off")
         )
         accuracies.append(ref.train_digits(config, run.log))
+        run.finish()
+    return accuracies
+
+
+def _sweep_print_logger(grid, directory, project):
+    import wandb
+
+    accuracies = []
+    for config in ref.expand_grid(grid):
+        run = wandb.init(
+            project=project,
+            dir=directory,
+            mode="offline",
+            config=config,
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+        accuracies.append(ref.train_digits(config, lambda metrics: None))  # the metrics never reach the run
         run.finish()
     return accuracies
 
@@ -577,6 +1180,16 @@ def _collective_cases(gen):
         yield Case((world, torch.randn(world, *shape, generator=gen)), f"{world} ranks, tensors of shape {shape}")
 
 
+def _sum_cases(gen):
+    yield from _collective_cases(gen)
+    yield Case((2, torch.randn(2, 5, generator=gen, dtype=torch.float64)), "2 ranks, float64 tensors")
+
+
+def _ring_cases(gen):
+    yield from _sum_cases(gen)
+    yield Case((3, torch.randn(3, 4, generator=gen)), "3 ranks, 4 elements: pieces of 2, 1 and 1")
+
+
 def _collective_job(impl, data, with_src):
     rank = dist.get_rank()
     mine = data[rank].clone()
@@ -589,7 +1202,11 @@ def _run_collective(with_src):
         world, data = case.args
         results = ref.launch_gloo(_collective_job, world, impl, data, with_src)
         # each rank's return value and what it holds afterwards (the operation is in place, like dist.broadcast)
-        return [r for pair in results for r in pair]
+        return {
+            f"rank {rank}'s {what}": value
+            for rank, pair in enumerate(results)
+            for what, value in zip(("return value", "tensor afterwards"), pair)
+        }
 
     return run
 
@@ -657,6 +1274,51 @@ def _ring_reduce_scatter_only(tensor):
     return tensor
 
 
+def _all_reduce_float32_buffer(tensor):
+    """Receives into a buffer made in the default dtype, whatever the tensor's."""
+    if dist.get_rank() == 0:
+        incoming = torch.zeros(tensor.shape)
+        for rank in range(1, dist.get_world_size()):
+            dist.recv(incoming, src=rank)
+            tensor += incoming
+    else:
+        dist.send(tensor, dst=0)
+    return ref.broadcast(tensor, src=0)
+
+
+def _all_reduce_forgets_own(tensor):
+    """Rank 0 sums what it receives into a fresh total, leaving out its own tensor."""
+    if dist.get_rank() == 0:
+        total, incoming = torch.zeros_like(tensor), torch.empty_like(tensor)
+        for rank in range(1, dist.get_world_size()):
+            dist.recv(incoming, src=rank)
+            total += incoming
+        tensor.copy_(total)
+    else:
+        dist.send(tensor, dst=0)
+    return ref.broadcast(tensor, src=0)
+
+
+def _ring_chunk(tensor):
+    """Splits with Tensor.chunk, which gives fewer than world_size pieces for some sizes (4 over 3: 2 and 2)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    chunks = list(tensor.view(-1).chunk(world))
+    for step in range(2 * (world - 1)):
+        reducing = step < world - 1
+        s = step if reducing else step - (world - 1)
+        send_index = (rank - s) % world if reducing else (rank + 1 - s) % world
+        receive_index = (send_index - 1) % world
+        incoming = torch.empty_like(chunks[receive_index])
+        request = dist.isend(chunks[send_index].clone(), dst=(rank + 1) % world)
+        dist.recv(incoming, src=(rank - 1) % world)
+        request.wait()
+        if reducing:
+            chunks[receive_index] += incoming
+        else:
+            chunks[receive_index].copy_(incoming)
+    return tensor
+
+
 def _ring_naive_once_around(tensor):
     """Passes the whole tensor once round the ring and adds: each rank only gets its left neighbour's."""
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -671,17 +1333,24 @@ def _ring_naive_once_around(tensor):
 DDP_STEPS = 4
 
 
-def _ddp_job(impl, seed, inputs, targets, lr):
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
+def _ddp_job(impl, seed, inputs, targets, lr, frozen):
     model = ref.make_mlp(8, seed)
+    if frozen:
+        model[1].weight.requires_grad_(False)  # a frozen layer: its .grad stays None
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     losses = [impl(model, optimizer, inputs, targets) for _ in range(DDP_STEPS)]
     return [losses, [p.detach().clone() for p in model.parameters()]]
 
 
 def _run_ddp(impl, case):
-    world, seed, inputs, targets, lr = case.args
-    results = ref.launch_gloo(_ddp_job, world, impl, seed, inputs, targets, lr)
-    return [item for result in results for item in result]
+    world = case.args[0]
+    results = ref.launch_gloo(_ddp_job, world, impl, *case.args[1:])
+    return {
+        f"rank {rank}'s {what}": value
+        for rank, pair in enumerate(results)
+        for what, value in zip((f"losses over {DDP_STEPS} steps", "parameters at the end"), pair)
+    }
 
 
 def _ddp_oracle(model, optimizer, inputs, targets):
@@ -700,9 +1369,37 @@ def _ddp_no_average(model, optimizer, inputs, targets):
     loss.backward()
     for p in model.parameters():
         dist.all_reduce(p.grad)  # summed, not averaged: the step is world_size times too big
+    optimizer.step()
     total = loss.detach().clone()
     dist.all_reduce(total)
     return total.item() / world
+
+
+def _ddp_every_parameter(model, optimizer, inputs, targets):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    loss = F.cross_entropy(model(inputs[rank::world]), targets[rank::world])
+    optimizer.zero_grad()
+    loss.backward()
+    for p in model.parameters():  # a frozen parameter's .grad is None
+        dist.all_reduce(p.grad)
+        p.grad /= world
+    optimizer.step()
+    total = loss.detach().clone()
+    dist.all_reduce(total)
+    return total.item() / world
+
+
+def _ddp_local_loss(model, optimizer, inputs, targets):
+    rank, world = dist.get_rank(), dist.get_world_size()
+    loss = F.cross_entropy(model(inputs[rank::world]), targets[rank::world])
+    optimizer.zero_grad()
+    loss.backward()
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+    optimizer.step()
+    return loss.item()
 
 
 def _ddp_local_only(model, optimizer, inputs, targets):
@@ -719,9 +1416,377 @@ def _ddp_cases(gen):
     for world, batch in [(2, 32), (2, 8), (3, 24)]:
         idx = torch.randint(len(images), (batch,), generator=gen)
         yield Case(
-            (world, int(torch.randint(100, (), generator=gen)), images[idx], labels[idx], 0.1),
+            (world, int(torch.randint(100, (), generator=gen)), images[idx], labels[idx], 0.1, False),
             f"{world} ranks, a global batch of {batch}",
         )
+    idx = torch.randint(len(images), (16,), generator=gen)
+    yield Case(
+        (2, 5, images[idx], labels[idx], 0.1, True),
+        "2 ranks, a global batch of 16, the first layer's weight frozen (its .grad is None)",
+    )
+
+
+# ----------------------------------------------------------------------------- gradient clipping
+
+
+def _grads_case(grads, label, max_norm, norm_type=2.0, generator=False, expected=None):
+    kwargs = {"max_norm": max_norm, "norm_type": norm_type}
+    extra = {} if expected is None else {"expected": expected}
+    return Case((grads, generator), label, kwargs=kwargs, **extra)
+
+
+def _clip_expected(total, grads):
+    out = {"the returned total norm (before clipping)": total}
+    out.update({f"parameter {i}'s gradient after": "no gradient" if g is None else g for i, g in enumerate(grads)})
+    return out
+
+
+def _clip_cases(gen):
+    # Gradients [3, 0] and [[0, 4]]: global 2-norm 5. Clipping to 1 scales both by 1 / (5 + 1e-6).
+    factor = 1 / (5 + 1e-6)
+    yield _grads_case(
+        [_t(3.0, 0.0), _t(0.0, 4.0)[None]],
+        "by hand: gradients [3, 0] and [[0, 4]], max_norm 1",
+        1.0,
+        expected=_clip_expected(torch.tensor(5.0), [_t(3.0, 0.0) * factor, _t(0.0, 4.0)[None] * factor]),
+    )
+    yield _grads_case(
+        [_t(3.0, 0.0), _t(0.0, 4.0)[None]],
+        "by hand: the same, max_norm 10 (below it: unchanged)",
+        10.0,
+        expected=_clip_expected(torch.tensor(5.0), [_t(3.0, 0.0), _t(0.0, 4.0)[None]]),
+    )
+    yield _grads_case([_t(3.0, 0.0), _t(0.0, 4.0)[None]], "by hand: the norm exactly at max_norm 5", 5.0)
+    # Infinity norm: the largest |entry| overall, 7; clipping to 3.5 halves every gradient.
+    yield _grads_case(
+        [_t(3.0, -7.0), _t(2.0)],
+        "by hand: norm_type inf, gradients [3, -7] and [2], max_norm 3.5",
+        3.5,
+        norm_type=math.inf,
+        expected=_clip_expected(torch.tensor(7.0), [_t(1.5, -3.5), _t(1.0)]),
+    )
+    yield _grads_case(
+        [torch.randn(4, generator=gen), None, torch.randn(2, 3, generator=gen)],
+        "a parameter without a gradient between two with one",
+        0.5,
+    )
+    yield _grads_case(
+        [torch.randn(5, generator=gen) for _ in range(12)],
+        "twelve parameters given as a generator",
+        1.0,
+        generator=True,
+    )
+    yield _grads_case(
+        [torch.randn(3, generator=gen), torch.randn(6, generator=gen) * 4], "norm_type 1", 2.0, norm_type=1.0
+    )
+    yield _grads_case(
+        [None, None], "no parameter has a gradient", 1.0, expected=_clip_expected(torch.tensor(0.0), [None, None])
+    )
+    yield _grads_case([_t(1.0, math.inf), _t(0.5, -2.0)], "an infinite gradient entry: the total norm is inf", 1.0)
+    yield _grads_case(
+        [_t(1.0, math.nan), _t(0.5, -2.0)],
+        "a NaN gradient entry: the total norm is NaN, and so are all the gradients after (a visible failure)",
+        1.0,
+    )
+
+
+def _run_clip(impl, case):
+    grads, generator = case.args
+    params = [torch.nn.Parameter(torch.zeros_like(g) if g is not None else torch.zeros(2)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = None if g is None else g.clone()
+    total = impl((p for p in params) if generator else params, **case.kwargs)
+    return _clip_expected(total, [p.grad for p in params])
+
+
+def _clip_per_parameter(params, max_norm, norm_type=2.0):
+    params = list(params)
+    total = ref.clip_grad_norm(params, math.inf, norm_type)  # the global norm, for the return value only
+    for p in params:
+        if p.grad is not None:
+            norm = torch.linalg.vector_norm(p.grad, norm_type)
+            p.grad.mul_((max_norm / (norm + 1e-6)).clamp(max=1.0))  # each clipped on its own
+    return total
+
+
+def _clip_scales_up(params, max_norm, norm_type=2.0):
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, norm_type) for g in grads]), norm_type)
+    for g in grads:
+        g.mul_(max_norm / (total + 1e-6))  # no cap at 1: small gradients are scaled up to max_norm
+    return total
+
+
+def _clip_returns_after(params, max_norm, norm_type=2.0):
+    params = list(params)
+    ref.clip_grad_norm(params, max_norm, norm_type)
+    return ref.clip_grad_norm(params, math.inf, norm_type)
+
+
+def _clip_sum_of_norms(params, max_norm, norm_type=2.0):
+    grads = [p.grad for p in params if p.grad is not None]
+    total = sum(torch.linalg.vector_norm(g, norm_type) for g in grads)  # norms added, not combined
+    for g in grads:
+        g.mul_((max_norm / (total + 1e-6)).clamp(max=1.0))
+    return total
+
+
+def _clip_ignores_norm_type(params, max_norm, norm_type=2.0):
+    return ref.clip_grad_norm(params, max_norm, 2.0)
+
+
+def _clip_zero_fills(params, max_norm, norm_type=2.0):
+    params = list(params)
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    return ref.clip_grad_norm(params, max_norm, norm_type)
+
+
+def _clip_iterates_twice(params, max_norm, norm_type=2.0):
+    norms = [torch.linalg.vector_norm(p.grad, norm_type) for p in params if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack(norms), norm_type) if norms else torch.tensor(0.0)
+    for p in params:  # a generator is already used up: nothing is scaled
+        if p.grad is not None:
+            p.grad.mul_((max_norm / (total + 1e-6)).clamp(max=1.0))
+    return total
+
+
+def _clip_only_above(params, max_norm, norm_type=2.0):
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, norm_type) for g in grads]), norm_type)
+    if total > max_norm:  # False for a NaN norm: the NaN stays in one gradient, the others step as usual
+        for g in grads:
+            g.mul_(max_norm / (total + 1e-6))
+    return total
+
+
+# ----------------------------------------------------------------------------- successive halving
+
+
+def _sh_loss(config, budget):
+    """A learning curve: the config's floor plus a term that shrinks with the budget; NaN for a diverged run."""
+    if config.get("diverges"):
+        return math.nan
+    return config["floor"] + config.get("slow", 0.0) / budget
+
+
+def _sh_configs(floors, slows=None, diverged=()):
+    slows = slows or [0.0] * len(floors)
+    return [
+        {"floor": f, "slow": s, **({"diverges": True} if i in diverged else {})}
+        for i, (f, s) in enumerate(zip(floors, slows))
+    ]
+
+
+def _sh_expected(survivor, evaluations):
+    return {
+        "the survivor's index": survivor,
+        "evaluations made (index, budget), sorted by budget then index": evaluations,
+        "evaluations returned (index, budget, loss), sorted by budget then index": [
+            (i, b, _sh_loss_at(i, b)) for i, b in evaluations
+        ],
+    }
+
+
+_SH_HAND = _sh_configs([1.0, 0.0, 0.5, 3.0], [0.0, 4.0, 0.0, 0.0])
+
+
+def _sh_loss_at(i, b):
+    return _sh_loss(_SH_HAND[i], b)
+
+
+def _sh_cases(gen):
+    # Budget 1: losses 1, 4, 0.5, 3: keep configs 2 and 0. Budget 2: 0.5 and 1: config 2 survives.
+    yield Case(
+        (_SH_HAND, _sh_loss, 1, 2),
+        "by hand: 4 configurations, eta 2, budgets 1 then 2",
+        expected=_sh_expected(2, [(0, 1), (1, 1), (2, 1), (3, 1), (0, 2), (2, 2)]),
+    )
+    yield Case(
+        (_sh_configs([0.0, 0.5, 0.2, 0.9], diverged=(0,)), _sh_loss, 1, 2),
+        "the first configuration diverged (its loss is NaN)",
+    )
+    yield Case(
+        (_sh_configs([0.9, 0.4, 0.1, 0.4]), _sh_loss, 3, 2), "a tie at the cut: configurations 1 and 3, 0.4 each"
+    )
+    yield Case(
+        (_sh_configs([0.3, 0.2, 0.5, 0.1, 0.4], [1.0, 2.0, 0.5, 3.0, 1.0]), _sh_loss, 2, 2),
+        "5 configurations, eta 2: keep 2, then 1",
+    )
+    yield Case(
+        (
+            _sh_configs(torch.rand(9, generator=gen).tolist(), (4 * torch.rand(9, generator=gen)).tolist()),
+            _sh_loss,
+            1,
+            3,
+        ),
+        "9 configurations, eta 3",
+    )
+    yield Case(
+        (
+            _sh_configs(torch.rand(6, generator=gen).tolist(), (4 * torch.rand(6, generator=gen)).tolist()),
+            _sh_loss,
+            2,
+            3,
+        ),
+        "6 configurations, eta 3: keep 2, then 1",
+    )
+    yield Case(
+        (_sh_configs([0.7]), _sh_loss, 1, 2),
+        "one configuration: nothing to evaluate",
+        expected={
+            "the survivor's index": 0,
+            "evaluations made (index, budget), sorted by budget then index": [],
+            "evaluations returned (index, budget, loss), sorted by budget then index": [],
+        },
+    )
+    yield Case(
+        (
+            _sh_configs(
+                torch.rand(16, generator=gen).tolist(), (8 * torch.rand(16, generator=gen)).tolist(), diverged=(3, 11)
+            ),
+            _sh_loss,
+            5,
+            2,
+        ),
+        "16 configurations, two of them diverged, eta 2",
+    )
+
+
+def _run_sh(impl, case):
+    configs, evaluate, min_budget, eta = case.args
+    calls = []
+
+    def counted(config, budget):
+        calls.append((next(i for i, c in enumerate(configs) if c is config), budget))
+        return evaluate(config, budget)
+
+    survivor, history = impl(configs, counted, min_budget, eta)
+    return {
+        "the survivor's index": survivor,
+        "evaluations made (index, budget), sorted by budget then index": sorted(calls, key=lambda c: (c[1], c[0])),
+        "evaluations returned (index, budget, loss), sorted by budget then index": sorted(
+            (tuple(h) for h in history), key=lambda h: (h[1], h[0])
+        ),
+    }
+
+
+def _sh_variant(rank_key=None, keep=None, next_budget=None, go_on=None):
+    """Successive halving with one of its rules replaced (the ranking, how many are kept, the next budget,
+    when to stop)."""
+
+    def search(configs, evaluate, min_budget, eta=2):
+        survivors, budget, history = list(range(len(configs))), min_budget, []
+        while (go_on or (lambda n, eta: n > 1))(len(survivors), eta):
+            losses = {i: evaluate(configs[i], budget) for i in survivors}
+            history += [(i, budget, loss) for i, loss in losses.items()]
+            key = (
+                rank_key(losses)
+                if rank_key
+                else (lambda i, losses=losses: math.inf if math.isnan(losses[i]) else losses[i])
+            )
+            ranked = sorted(survivors, key=key)
+            survivors = sorted(ranked[: (keep or (lambda n, eta: max(1, n // eta)))(len(survivors), eta)])
+            budget = (next_budget or (lambda b, eta, first: b * eta))(budget, eta, min_budget)
+        return survivors[0], history
+
+    return search
+
+
+# ----------------------------------------------------------------------------- gradient accumulation
+
+ACCUMULATION_STEPS = 2
+
+
+@torch.enable_grad()  # the harness replays known mistakes under no_grad; these runs need autograd
+def _run_accumulation(impl, case):
+    seed, batches, micro = case.args
+    model = ref.make_mlp(8, seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    losses = [impl(model, optimizer, x, y, micro) for x, y in batches]
+    return {
+        f"losses returned over {ACCUMULATION_STEPS} steps": losses,
+        **{f"{name} at the end": p.detach().clone() for name, p in model.named_parameters()},
+    }
+
+
+def _one_big_batch(model, optimizer, inputs, targets, micro_batch_size):
+    """The whole batch in one pass: what accumulation must reproduce."""
+    loss = F.cross_entropy(model(inputs), targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _accumulation_cases(gen):
+    images, labels = ref.digits("train")
+    for batch, micro, label in [
+        (12, 4, "3 micro-batches of 4"),
+        (10, 4, "a batch of 10 in micro-batches of 4: the last has only 2"),
+        (7, 3, "a batch of 7 in micro-batches of 3: the last has 1"),
+        (8, 8, "one micro-batch: the whole batch"),
+        (6, 16, "micro_batch_size larger than the batch"),
+        (5, 1, "micro-batches of a single example"),
+    ]:
+        idx = torch.randint(len(images), (ACCUMULATION_STEPS, batch), generator=gen)
+        yield Case((int(torch.randint(100, (), generator=gen)), [(images[i], labels[i]) for i in idx], micro), label)
+
+
+def _accumulate(model, optimizer, inputs, targets, micro, scale, zero_each=False, step_each=False, report="mean"):
+    """Accumulation with one detail changed; scale(micro-batch size, batch size, count) weighs each mean loss."""
+    optimizer.zero_grad()
+    pieces = list(range(0, len(inputs), micro))
+    reported = []
+    for start in pieces:
+        x, y = inputs[start : start + micro], targets[start : start + micro]
+        if zero_each:
+            optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        (loss * scale(len(x), len(inputs), len(pieces))).backward()
+        if step_each:
+            optimizer.step()
+        reported.append((loss.item(), len(x)))
+    if not step_each:
+        optimizer.step()
+    if report == "last":
+        return reported[-1][0]
+    if report == "mean of means":
+        return sum(value for value, _ in reported) / len(reported)
+    return sum(value * n for value, n in reported) / len(inputs)
+
+
+def _share(n, total, count):
+    return n / total
+
+
+def _accumulate_divides_by_count(model, optimizer, inputs, targets, micro):
+    return _accumulate(
+        model, optimizer, inputs, targets, micro, lambda n, total, count: 1 / count, report="mean of means"
+    )
+
+
+def _accumulate_unscaled(model, optimizer, inputs, targets, micro):
+    return _accumulate(model, optimizer, inputs, targets, micro, lambda n, total, count: 1.0)
+
+
+def _accumulate_zero_each(model, optimizer, inputs, targets, micro):
+    return _accumulate(model, optimizer, inputs, targets, micro, _share, zero_each=True)
+
+
+def _accumulate_step_each(model, optimizer, inputs, targets, micro):
+    return _accumulate(model, optimizer, inputs, targets, micro, _share, step_each=True)
+
+
+def _accumulate_reports_last(model, optimizer, inputs, targets, micro):
+    return _accumulate(model, optimizer, inputs, targets, micro, _share, report="last")
+
+
+def _accumulate_reports_mean_of_means(model, optimizer, inputs, targets, micro):
+    return _accumulate(model, optimizer, inputs, targets, micro, _share, report="mean of means")
 
 
 check = Checker(
@@ -730,21 +1795,31 @@ check = Checker(
         Exercise(
             ref.rosenbrock,
             _rosenbrock_cases,
-            hint="Elementwise tensor arithmetic: (a - x) ** 2 + b * (y - x ** 2) ** 2.",
+            hint="Your value at the minimum (a, a^2) must be exactly 0 for any a and b; if only the defaults work, "
+            "a or b is not reaching the formula. Otherwise compare each of the two terms with the text's.",
             wrong={
-                "b on the wrong term": lambda x, y, a=1.0, b=100.0: b * (a - x) ** 2 + (y - x**2) ** 2,
-                "x instead of x squared": lambda x, y, a=1.0, b=100.0: (a - x) ** 2 + b * (y - x) ** 2,
+                "b multiplies the first term instead of the second": lambda x, y, a=1.0, b=100.0: (
+                    b * (a - x) ** 2 + (y - x**2) ** 2
+                ),
+                "x instead of x squared in the second term": lambda x, y, a=1.0, b=100.0: (
+                    (a - x) ** 2 + b * (y - x) ** 2
+                ),
+                "a and b ignored: always 1 and 100": lambda x, y, a=1.0, b=100.0: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
             },
         ),
         Exercise(
             ref.optimizer_path,
             _optimizer_path_cases,
-            run=lambda impl, case: impl(*case.args),  # with autograd on
-            hint="Make the point a fresh leaf (start.detach().clone().requires_grad_(True)), then each step: "
-            "zero_grad, evaluate fn(point[0], point[1]), backward, step, and store point.detach().clone().",
+            run=_run_path,
+            hint="Look at which row first differs: row 0 is the start; identical rows mean stored references to one "
+            "tensor, not snapshots; a drift that grows from row 2 means gradients left over from earlier "
+            "steps, or optimizer state that restarts. The point must be a leaf of your own, in start's dtype.",
             wrong={
-                "no zero_grad: gradients accumulate": _optimizer_path_forgets_zero_grad,
-                "stores views of the point, not copies": _optimizer_path_aliases,
+                "no zero_grad, so gradients accumulate from step to step": _optimizer_path_forgets_zero_grad,
+                "stores the point itself (a view that later steps change), not a copy": _optimizer_path_aliases,
+                "copies start without detaching it, so the point is not a leaf when start requires grad": _optimizer_path_not_detached,
+                "collects the path in a float32 tensor whatever start's dtype": _optimizer_path_float32_buffer,
+                "builds a new optimizer every step, so momentum and running averages restart": _optimizer_path_new_optimizer_each_step,
             },
         ),
         Exercise(
@@ -752,12 +1827,17 @@ check = Checker(
             _sgd_all_cases,
             run=_run_steps,
             oracle=torch.optim.SGD,
-            hint="Per parameter with a gradient: g = grad + weight_decay * p; with momentum, buf = g on the first "
-            "step and momentum * buf + g after; then p -= lr * buf (or lr * g). Skip parameters whose .grad is None.",
+            hint="The case label says which feature differs from plain SGD (momentum, weight decay, a generator of "
+            "parameters, a parameter without a gradient on some steps); compare your handling of it with the "
+            "update rule in the text, in its order: decay, then momentum, then the step.",
             wrong={
-                "dampened momentum (1 - mu) * g": _SGDDampened,
-                "weight decay after momentum": _SGDDecayAfterMomentum,
-                "zero_grad does nothing": _SGDZeroGradDoesNothing,
+                "the new gradient enters the momentum buffer scaled down by (1 - momentum) (dampening)": _SGDDampened,
+                "weight decay added after the momentum buffer instead of before it": _SGDDecayAfterMomentum,
+                "zero_grad leaves the old gradients, so backward() adds to them": _SGDZeroGradDoesNothing,
+                "the params iterator is kept as given, and a generator is used up by the first pass": _SGDKeepsIterator,
+                "zero_grad fills gradients with zeros instead of clearing them, so a parameter the loss "
+                "did not use still moves": _SGDZeroFill,
+                "a parameter without a gradient is stepped as if its gradient were 0 (weight decay moves it)": _SGDMissingGradAsZero,
             },
         ),
         Exercise(
@@ -765,11 +1845,15 @@ check = Checker(
             _rmsprop_cases,
             run=_run_steps,
             oracle=torch.optim.RMSprop,
-            hint="v = alpha * v + (1 - alpha) * g**2 (v starts at 0); step = g / (sqrt(v) + eps), eps outside the "
-            "root; with momentum, buf = momentum * buf + step (buf starts at 0); p -= lr * step (or buf).",
+            hint="On the first step each coordinate should move by lr / sqrt(1 - alpha) against its gradient's sign; "
+            "if not, look at the running average (where it starts, which factor weights the new square). "
+            "Then eps (where it sits) and momentum (what it accumulates).",
             wrong={
-                "eps inside the square root": _RMSpropEpsInside,
-                "alpha and 1 - alpha swapped": _RMSpropSwappedAlpha,
+                "eps added inside the square root instead of outside": _RMSpropEpsInside,
+                "alpha weights the new squared gradient and 1 - alpha the running average (swapped)": _RMSpropSwappedAlpha,
+                "eps left out of the denominator": _RMSpropNoEps,
+                "the running average starts at the first squared gradient instead of at 0": _RMSpropAverageStartsAtFirst,
+                "momentum accumulates the raw gradient, divided afterwards, instead of the divided one": _RMSpropMomentumBeforeDividing,
             },
         ),
         Exercise(
@@ -777,20 +1861,54 @@ check = Checker(
             _adam_cases,
             oracle=torch.optim.Adam,
             run=_run_steps,
-            hint="Count steps from 1 (once per step() call). m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, then "
-            "divide by the bias corrections 1 - b1^t and 1 - b2^t; p -= lr * m_hat / (sqrt(v_hat) + eps).",
-            wrong={"no bias correction": _AdamNoBiasCorrection, "step counted per parameter": _AdamStepPerParameter},
+            hint="On the first step every coordinate should move by about lr, whatever its gradient's size. If step 1 "
+            "is right and later steps drift, look at the step counter and at what you keep between steps "
+            "(the raw averages, not the corrected ones).",
+            wrong={
+                "no bias correction": _AdamNoBiasCorrection,
+                "one step counter shared by all parameters, increased once per parameter": _AdamGlobalCounterPerParameter,
+                "one step counter for the whole optimizer: a parameter without a gradient on some steps gets "
+                "the bias correction of steps it never took": _AdamOneCounter,
+                "the bias-corrected averages are stored back into m and v, so the correction compounds": _AdamStoresCorrected,
+                "weight decay applied to the parameters directly (that is AdamW) instead of added to the "
+                "gradient": _AdamDecoupled,
+                "eps left out of the denominator": _AdamNoEps,
+                "eps added to the root of the uncorrected v (the paper's folded step size), not of v_hat": _AdamEpsOnUncorrectedRoot,
+                "zero_grad fills gradients with zeros instead of clearing them, so a parameter the loss "
+                "did not use still moves": _AdamZeroFill,
+            },
         ),
         Exercise(
             ref.AdamW,
             _adamw_cases,
             oracle=torch.optim.AdamW,
             run=_run_steps,
-            hint="Decay first, on the parameter itself: p *= 1 - lr * weight_decay. Then an Adam step on the raw "
-            "gradient, with no weight decay added to it.",
+            hint="Weight decay in AdamW acts on the parameter, not through the gradient, and scales with the learning "
+            "rate; check when it happens relative to the Adam update and which parameters it touches.",
             wrong={
-                "L2 decay through the gradient (that is Adam)": _AdamWCoupled,
-                "decay not scaled by lr": _AdamWDecayNoLr,
+                "weight decay added to the gradient (that is Adam's L2 decay), not applied to the parameter": _AdamWCoupled,
+                "the decay factor does not include the learning rate": _AdamWDecayNoLr,
+                "the parameter is shrunk after the Adam update instead of before it": _AdamWDecayAfterUpdate,
+                "parameters without a gradient are decayed too": _AdamWDecaysEverything,
+                "zero_grad fills gradients with zeros instead of clearing them, so a parameter the loss "
+                "did not use still decays and moves": _AdamWZeroFill,
+            },
+        ),
+        Exercise(
+            ref.CheckpointAdam,
+            _checkpoint_cases,
+            run=_run_checkpoint,
+            oracle=torch.optim.Adam,
+            hint="Only the resumed optimizer's parameters differ? Then the checkpoint lacks something the next steps "
+            "need, or cannot be matched to the new parameters: list what a step reads besides the gradient, "
+            "and ask how a new process, with new parameter objects, finds each parameter's share.",
+            wrong={
+                "the step counts are not restored, so the bias correction starts again after loading": _CheckpointNoSteps,
+                "the state is keyed by each parameter's id(), which the new parameters do not share: nothing "
+                "is restored": _CheckpointByIdentity,
+                "the hyperparameters are not restored: the new optimizer keeps the learning rate it was built "
+                "with": _CheckpointNoHyperparameters,
+                "only the first moment is restored: v starts again from zero": _CheckpointOnlyM,
             },
         ),
         Exercise(
@@ -798,18 +1916,75 @@ check = Checker(
             _grouped_cases,
             run=_run_grouped,
             oracle=torch.optim.SGD,
-            hint="Build each group as {**defaults, **group}: the group's own keys win. Keep one momentum buffer per "
-            "parameter (a dict keyed by id(p) works), and use the group's lr, momentum and weight_decay.",
+            hint="Which parameter's values differ? Check that its group's own settings win over the constructor's (a "
+            "setting of 0 included), that a generator of parameters survives more than one step, and that "
+            "each parameter has its own momentum buffer.",
             wrong={
-                "ignores the groups' own settings": _GroupedSGDIgnoresOverrides,
-                "one momentum buffer per group": _GroupedSGDSharedBuffer,
+                "the groups' own settings are ignored: every group gets the constructor's": _GroupedSGDIgnoresOverrides,
+                "one momentum buffer per group instead of per parameter": _GroupedSGDSharedBuffer,
+                "an override of 0 is read as missing and falls back to the default": _GroupedSGDZeroMeansDefault,
+                "each group's params are kept as given, and a generator is used up by the first pass": _GroupedSGDKeepsIterators,
+            },
+        ),
+        Exercise(
+            ref.clip_grad_norm,
+            _clip_cases,
+            run=_run_clip,
+            oracle=torch.nn.utils.clip_grad_norm_,
+            hint="Compare the returned norm first: it is one number for all the gradients together, measured before "
+            "anything changes. Then the gradients: every one is scaled by the same factor, never by more than 1, "
+            "and only those that exist.",
+            wrong={
+                "each parameter's gradient clipped to max_norm on its own, not all of them together": _clip_per_parameter,
+                "gradients below max_norm are scaled up to it (the factor is not capped at 1)": _clip_scales_up,
+                "returns the norm after clipping instead of before": _clip_returns_after,
+                "the per-parameter norms are added up instead of combined into one norm": _clip_sum_of_norms,
+                "norm_type ignored: always the 2-norm": _clip_ignores_norm_type,
+                "a parameter without a gradient is given a gradient of zeros": _clip_zero_fills,
+                "params is read twice, and a generator is used up by the first pass": _clip_iterates_twice,
+                "scales only when the norm is above max_norm: a NaN norm fails that test, so the other "
+                "gradients step as if nothing were wrong": _clip_only_above,
+            },
+        ),
+        Exercise(
+            ref.warmup_cosine,
+            _schedule_cases,
+            run=_run_schedule,
+            oracle=_schedule_oracle,
+            hint="Look at the boundaries first: step 0 (the start of the warm-up), step warmup_steps (exactly 1), "
+            "step total_steps (exactly final_fraction) and any step after it (still final_fraction). Then the "
+            "middle of the decay: halfway between, the value is halfway between 1 and final_fraction.",
+            wrong={
+                "the warm-up is off by one: it starts at 1 / warmup_steps and reaches 1 a step early": _schedule_variant(
+                    warm=lambda s, w: (s + 1) / w
+                ),
+                "the cosine keeps going after total_steps, so the learning rate rises again": _schedule_variant(
+                    progress=lambda s, w, t: (s - w) / (t - w)
+                ),
+                "the decay's progress is counted from step 0, not from the end of the warm-up": _schedule_variant(
+                    progress=lambda s, w, t: min(1.0, s / t)
+                ),
+                "decays to 0 whatever final_fraction": _schedule_variant(
+                    value=lambda p, f: 0.5 * (1 + math.cos(math.pi * p))
+                ),
+                "final_fraction used as a floor (the larger of the two) instead of the end of the decay": _schedule_variant(
+                    value=lambda p, f: max(f, 0.5 * (1 + math.cos(math.pi * p)))
+                ),
+                "the cosine not shifted and halved, so it goes from 1 down to -1": _schedule_variant(
+                    value=lambda p, f: f + (1 - f) * math.cos(math.pi * p)
+                ),
             },
         ),
         Exercise(
             ref.expand_grid,
             _expand_grid_cases,
-            hint="itertools.product(*grid.values()) gives the value tuples in the right order; zip each with the keys.",
-            wrong={"first key varies fastest": _expand_grid_first_fastest, "zip instead of product": _expand_grid_zip},
+            hint="Count your configurations (the product of the list lengths), then check their order: the last key "
+            "varies fastest. Each configuration must be its own dict.",
+            wrong={
+                "the first key varies fastest instead of the last": _expand_grid_first_fastest,
+                "values zipped together instead of combined: one configuration per position": _expand_grid_zip,
+                "one dict reused for every configuration, so all end up as the last": _expand_grid_shared_dict,
+            },
         ),
         Exercise(
             ref.train_digits,
@@ -817,51 +1992,116 @@ check = Checker(
             run=_run_train_digits,
             oracle=_train_digits_oracle,
             atol=1e-5,
-            hint="model = make_mlp(config['hidden'], config['seed']) first, then the optimizer, then loop over "
-            "digit_batches(...): loss, zero_grad, backward, step, log({'train_loss': loss.item()}). At the "
-            "end, log({'val_accuracy': ...}) on digits('val') and return it.",
-            wrong={"no zero_grad": _train_digits_no_zero_grad, "logs once at the end": _train_digits_logs_once},
+            hint="If the first loss already differs, the model or the batches were built differently (the order of "
+            "random draws matters); if later ones differ, the updates do (is the config's optimizer used, "
+            "are gradients cleared?). The accuracy is measured on the validation split.",
+            wrong={
+                "no zero_grad, so gradients accumulate from step to step": _train_digits_no_zero_grad,
+                "logs once at the end instead of after every step": _train_digits_logs_once,
+                "always trains with SGD, whatever optimizer the config names": _train_digits_always_sgd,
+                "logs and returns tensors instead of Python floats": _train_digits_logs_tensors,
+                "measures the accuracy on the training images, not the validation set": _train_digits_on_training_set,
+            },
         ),
         Exercise(
             ref.run_sweep,
             _run_sweep_cases,
             run=_run_run_sweep,
-            hint="For each config in expand_grid(grid): run = wandb.init(project=project, dir=directory, "
-            "mode='offline', config=config), accuracy = train_digits(config, run.log), run.finish().",
-            wrong={"config not recorded": _sweep_without_config, "one run for the whole sweep": _sweep_one_run},
+            hint="The check reads back what reached the disk: one finished run per configuration, each with its "
+            "config and its logged metrics. Which of those is missing tells you what your runs leave out.",
+            wrong={
+                "the runs are started without their config": _sweep_without_config,
+                "only one run reached the disk: one run for the whole sweep, or runs never finished (the next "
+                "init then continues the open run)": _sweep_one_run,
+                "train_digits logs somewhere other than the run, so nothing reaches it": _sweep_print_logger,
+            },
+        ),
+        Exercise(
+            ref.successive_halving,
+            _sh_cases,
+            run=_run_sh,
+            hint="Look at the evaluations made, round by round: how many configurations go on to the next round, "
+            "with what budget, and which ones. A NaN loss (a diverged run) must never survive while a number "
+            "is left, and equal losses keep the configuration listed first.",
+            wrong={
+                "a NaN loss is sorted as it comes, so a diverged run can survive": _sh_variant(
+                    rank_key=lambda losses: losses.get
+                ),
+                "keeps the rounded-up half (or third), not the rounded-down": _sh_variant(
+                    keep=lambda n, eta: -(-n // eta)
+                ),
+                "the budget grows by min_budget each round instead of by a factor of eta": _sh_variant(
+                    next_budget=lambda b, eta, first: b + first
+                ),
+                "the budget never grows: every round uses min_budget": _sh_variant(next_budget=lambda b, eta, first: b),
+                "keeps the configurations with the highest losses": _sh_variant(
+                    rank_key=lambda losses: lambda i: -losses[i]
+                ),
+                "a tie goes to the configuration listed later": _sh_variant(
+                    rank_key=lambda losses: lambda i: (math.inf if math.isnan(losses[i]) else losses[i], -i)
+                ),
+                "stops as soon as fewer than eta configurations survive, returning the first of them": _sh_variant(
+                    go_on=lambda n, eta: n >= eta
+                ),
+            },
         ),
         Exercise(
             ref.broadcast,
             _collective_cases,
             run=_run_collective(True),
             oracle=_broadcast_oracle,
-            hint="If dist.get_rank() == src: dist.send(tensor, dst=r) for every other rank r. Otherwise "
-            "dist.recv(tensor, src=src), which writes into tensor. Return tensor.",
-            wrong={"always broadcasts from rank 0": _broadcast_from_zero, "receives into a copy": _broadcast_copy},
+            hint="Every rank must end with src's values both in the tensor it passed in and in what it returns. Which "
+            "rank's values did you get, and did the caller's tensor change?",
+            wrong={
+                "always broadcasts from rank 0, whatever src is": _broadcast_from_zero,
+                "receives into a copy, leaving the caller's tensor unchanged": _broadcast_copy,
+            },
         ),
         Exercise(
             ref.all_reduce_naive,
-            _collective_cases,
+            _sum_cases,
             run=_run_collective(False),
             oracle=_all_reduce_oracle,
-            hint="Ranks other than 0 send their tensor to rank 0; rank 0 receives each into a buffer and adds it "
-            "to its own. Then broadcast(tensor, src=0) so every rank holds the total.",
+            hint="Compare your result with the sum of every rank's tensor: is a rank's contribution missing, is it "
+            "divided, does every rank (not only rank 0) end with it? A crash means a receiving buffer unlike "
+            "what was sent (shape or dtype).",
             wrong={
-                "the total stays on rank 0": _all_reduce_rank0_only,
+                "the total stays on rank 0: it is never sent back": _all_reduce_rank0_only,
                 "averages instead of summing": _all_reduce_mean,
+                "rank 0 leaves out its own tensor": _all_reduce_forgets_own,
+                "the receiving buffer is made in the default dtype, not the tensor's": _all_reduce_float32_buffer,
             },
         ),
         Exercise(
             ref.all_reduce_ring,
-            _collective_cases,
+            _ring_cases,
             run=_run_collective(False),
             oracle=_all_reduce_oracle,
-            hint="Chunks: tensor.view(-1).tensor_split(world). Reduce-scatter step s: send chunk (rank - s) % world "
-            "to the right (isend), recv chunk (rank - s - 1) % world from the left and add it. All-gather step s: "
-            "send chunk (rank + 1 - s) % world, recv chunk (rank - s) % world and copy it in.",
+            hint="Work out, for N = 3, which piece each rank holds complete after reduce-scatter, and check your "
+            "all-gather passes each of those on twice. You need exactly N pieces whatever the size, and they "
+            "must be views into the tensor so the result lands in place.",
             wrong={
-                "reduce-scatter without the all-gather": _ring_reduce_scatter_only,
-                "the whole tensor once round the ring": _ring_naive_once_around,
+                "reduce-scatter without the all-gather: each rank holds only its own finished piece": _ring_reduce_scatter_only,
+                "the whole tensor passed once round the ring: each rank adds only its left neighbour's": _ring_naive_once_around,
+                "pieces from Tensor.chunk, which gives fewer than world_size of them for some sizes": _ring_chunk,
+            },
+        ),
+        Exercise(
+            ref.accumulated_step,
+            _accumulation_cases,
+            run=_run_accumulation,
+            oracle=_one_big_batch,
+            hint="The step must equal one pass over the whole batch: each example's loss must count once, with "
+            "weight 1 / (batch size), whichever micro-batch it falls in. Check the case where the last "
+            "micro-batch is smaller, and when the gradients are cleared and the optimizer steps.",
+            wrong={
+                "each micro-batch's mean loss divided by the number of micro-batches, which overweights a "
+                "smaller last one": _accumulate_divides_by_count,
+                "the micro-batches' mean losses added unscaled: the gradient is several times too large": _accumulate_unscaled,
+                "gradients cleared before every micro-batch, so only the last one counts": _accumulate_zero_each,
+                "the optimizer steps after every micro-batch instead of once": _accumulate_step_each,
+                "returns the last micro-batch's loss, not the whole batch's": _accumulate_reports_last,
+                "returns the plain mean of the micro-batches' losses, which overweights a smaller last one": _accumulate_reports_mean_of_means,
             },
         ),
         Exercise(
@@ -870,9 +2110,15 @@ check = Checker(
             run=_run_ddp,
             oracle=_ddp_oracle,
             atol=1e-6,
-            hint="Shard with inputs[rank::world] (and targets), take the mean loss on the shard, backward, then for "
-            "each parameter dist.all_reduce(p.grad) and divide by world; step. Return the all-reduced loss / world.",
-            wrong={"sums gradients without averaging": _ddp_no_average, "no communication at all": _ddp_local_only},
+            hint="Every rank must take the step single-process training takes on the whole batch, and report that "
+            "batch's loss: an all-reduce leaves a sum where you need a mean. Parameters without a gradient "
+            "(frozen) have nothing to average.",
+            wrong={
+                "gradients summed over ranks, not averaged": _ddp_no_average,
+                "no communication at all: each rank steps on its own shard's gradient": _ddp_local_only,
+                "returns this rank's shard loss, not the global batch's": _ddp_local_loss,
+                "all-reduces every parameter's .grad, including a frozen one's None": _ddp_every_parameter,
+            },
         ),
     ],
 )
