@@ -42,6 +42,8 @@ from pathlib import Path
 
 import nbformat
 
+from tests.harness import Finding
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = (
     "chapter0_fundamentals",
@@ -204,7 +206,7 @@ def validate(section: Section) -> None:
 
 def _validate_finding(section: Section, cell: Cell, check: object, where: Path) -> None:
     name = cell.options["name"]
-    if type(check).__name__ != "Finding":
+    if not isinstance(check, Finding):
         raise AuthoringError(f"{where}:{cell.line}: {name} is a [finding], but its check is not a Finding")
     if not re.search(rf"^{name}\b[^=\n]*= \.\.\.", cell.text, re.M):
         raise AuthoringError(f"{where}:{cell.line}: the finding {name} must end with `{name} = ...` for the learner")
