@@ -81,6 +81,7 @@ class Exercise:
     extra: Callable[[Any], None] | None = None
     oracle: Callable | None = None
     compare: Callable[[Any, Any], None] | None = None
+    arrays: bool = False  # a NumPy section: messages speak of arrays, not tensors
     atol: float = 1e-5
     rtol: float = 1e-4
     seed: int = 0
@@ -181,19 +182,21 @@ class Mismatch(Exception):
 # ----------------------------------------------------------------------------- describing values
 
 
-def describe(value: Any, width: int = 90) -> str:
-    """A one-line description: type, dtype, shape and the first few values."""
+def describe(value: Any, width: int = 90, arrays: bool = False) -> str:
+    """A one-line description: type, dtype, shape and the first few values. In a NumPy section
+    (``arrays=True``), the tensors the checks hold are described as the arrays the learner sees."""
     if isinstance(value, torch.Tensor):
         flat = value.detach().flatten()[:6].cpu().tolist()
         shown = ", ".join(_fmt(v) for v in flat) + (", ..." if value.numel() > 6 else "")
-        return f"Tensor {str(value.dtype).removeprefix('torch.')} shape {tuple(value.shape)} [{shown}]"
+        kind = "array" if arrays else "Tensor"
+        return f"{kind} {str(value.dtype).removeprefix('torch.')} shape {tuple(value.shape)} [{shown}]"
     if isinstance(value, np.ndarray):
         return f"numpy array {value.dtype} shape {value.shape}"
     if isinstance(value, (tuple, list)):
-        inner = ", ".join(describe(v, width=40) for v in value[:3]) + (", ..." if len(value) > 3 else "")
+        inner = ", ".join(describe(v, 40, arrays) for v in value[:3]) + (", ..." if len(value) > 3 else "")
         text = f"{type(value).__name__} of {len(value)}: ({inner})"
     elif isinstance(value, dict):
-        inner = ", ".join(f"{k!r}: {describe(v, width=40)}" for k, v in list(value.items())[:3])
+        inner = ", ".join(f"{k!r}: {describe(v, 40, arrays)}" for k, v in list(value.items())[:3])
         text = f"dict of {len(value)}: {{{inner}{', ...' if len(value) > 3 else ''}}}"
     elif isinstance(value, nn.Module):
         text = f"{type(value).__name__} module"
@@ -307,7 +310,10 @@ def _compare_tensors(expected: torch.Tensor, got: Any, atol: float, rtol: float,
     if got.shape != expected.shape:
         raise Mismatch(f"{where}: wrong shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}")
     if got.dtype != expected.dtype:
-        raise Mismatch(f"{where}: wrong dtype: expected {expected.dtype}, got {got.dtype}")
+        raise Mismatch(
+            f"{where}: wrong dtype: expected {str(expected.dtype).removeprefix('torch.')}, "
+            f"got {str(got.dtype).removeprefix('torch.')}"
+        )
     if expected.dtype.is_floating_point or expected.dtype.is_complex:
         bad = ~torch.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
     else:
@@ -513,7 +519,7 @@ def run_check(exercise: Exercise, impl: Any) -> str:
     passed: list[Case] = []  # as given to the learner, for telling apart mistakes that fail a case alike
     for number, case in enumerate(cases, start=1):
         label = f"case {number} of {len(cases)}" + (f" ({case.label})" if case.label else "")
-        inputs = "\n".join(f"    {describe(a)}" for a in case.args) or "    (no inputs)"
+        inputs = "\n".join(f"    {describe(a, arrays=exercise.arrays)}" for a in case.args) or "    (no inputs)"
         case = Case(_to_device(case.args), case.label, case.expected, _to_device(case.kwargs), case.init)
         pristine = copy.deepcopy(case)
         untouched = pristine.args
@@ -543,8 +549,8 @@ def run_check(exercise: Exercise, impl: Any) -> str:
             diagnosis = _diagnosis(exercise, impl, pristine, got, passed)
             raise fail(
                 "failed",
-                f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected)}\n"
-                f"  got:      {describe(got)}{diagnosis}",
+                f"{m}\n  on {label}; inputs:\n{inputs}\n  expected: {describe(expected, arrays=exercise.arrays)}\n"
+                f"  got:      {describe(got, arrays=exercise.arrays)}{diagnosis}",
             ) from None
         passed.append(pristine)
     if exercise.extra:

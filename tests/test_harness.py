@@ -48,7 +48,7 @@ def test_wrong_values_name_the_first_mismatching_index_and_the_input():
 @pytest.mark.parametrize(
     "impl, status, text",
     [
-        (lambda x: (x + 1).double(), "failed", "wrong dtype: expected torch.float32, got torch.float64"),
+        (lambda x: (x + 1).double(), "failed", "wrong dtype: expected float32, got float64"),
         (lambda x: (x + 1).T, "failed", "wrong shape: expected (2, 3), got (3, 2)"),
         (lambda x: (x + 1).numpy(), "failed", "expected a torch.Tensor, got numpy array float32 shape (2, 3)"),
         (lambda x: None, "failed", "output is None. Did you forget a `return`?"),
@@ -417,3 +417,9 @@ def test_of_two_mistakes_that_fail_a_case_alike_the_one_that_passes_the_earlier_
         wrong={"always true": lambda x: True, ">= instead of >": lambda x: bool(x >= 0)},
     )
     assert "known mistake: >= instead of >." in _verdict(lambda x: bool(x >= 0), exercise).verdict
+
+
+def test_a_numpy_section_speaks_of_arrays():
+    exercise = dataclasses.replace(ADD_ONE, arrays=True)
+    verdict = _verdict(lambda x: x + 2, exercise).verdict
+    assert "expected: array float32 shape (2, 3)" in verdict and "Tensor" not in verdict

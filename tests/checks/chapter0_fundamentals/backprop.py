@@ -12,6 +12,7 @@ so that each check tests one exercise: a learner's make_op, right or wrong, does
 their backprop or cross_entropy.
 """
 
+import dataclasses
 import inspect
 import math
 
@@ -1718,302 +1719,302 @@ def _back_exercise(reference, cases, hint, wrong, forward=None, argnum=0):
     )
 
 
-check = Checker(
-    "0.4",
-    [
-        _back_exercise(
-            ref.log_back,
-            _elementwise_cases(torch.log, positive=True, hand=_LOG_HAND, edge=_LOG_EDGE),
-            "Look at which array you divide by (out holds log x, not x), at whether grad_out scales the "
-            "result, and at tiny x: the answer there is huge, and nothing should be added to x.",
-            {
-                "divides by out (log x), not by x": _log_back_over_out,
-                "ignores grad_out": _log_back_no_grad_out,
-                "adds a small epsilon to x, which is wrong for tiny x": _log_back_epsilon,
-            },
-            torch.log,
-        ),
-        Exercise(
-            ref.unbroadcast,
-            _unbroadcast_cases,
-            run=_run_back,
-            atol=1e-8,
-            rtol=1e-6,
-            hint="The result must have exactly `shape`. Two kinds of axes need a sum: leading axes that shape "
-            "lacks (they disappear) and axes where shape has 1 (they stay, with size 1). Sum, don't average.",
-            wrong={
-                "sums only the added leading axes, not the stretched size-1 ones": _unbroadcast_leading_only,
-                "sums the stretched size-1 axes without keeping them": _unbroadcast_drops_size_one_axes,
-                "averages instead of summing": _unbroadcast_mean,
-            },
-        ),
-        _back_exercise(
-            ref.multiply_back0,
-            _multiply_cases(0),
-            "The result must have x's shape (unbroadcast it); its values come from the other factor, which "
-            "may be a plain Python number, and must not depend on x's own values (try an x with zeros).",
-            {
-                "multiplies by x itself instead of the other factor": _multiply_back0_wrong_factor,
-                "returns the broadcast shape, not x's (no unbroadcast)": _multiply_back0_no_unbroadcast,
-                "recovers y as out / x, which fails where x is 0": _multiply_back0_other_from_out,
-            },
-            _mul,
-            0,
-        ),
-        _back_exercise(
-            ref.multiply_back1,
-            _multiply_cases(1),
-            "The result must have y's shape (unbroadcast it); its values come from the other factor, which "
-            "may be a plain Python number, and must not depend on y's own values (try a y with zeros).",
-            {
-                "multiplies by y itself instead of the other factor": _multiply_back1_wrong_factor,
-                "returns the broadcast shape, not y's (no unbroadcast)": _multiply_back1_no_unbroadcast,
-                "recovers x as out / y, which fails where y is 0": _multiply_back1_other_from_out,
-            },
-            _mul,
-            1,
-        ),
-        Exercise(
-            ref.make_op,
-            _make_op_cases,
-            run=_run_make_op,
-            compare=_compare_make_op,
-            hint="Look at the output's requires_grad and recipe: a recipe only when recording is on and some "
-            "argument is a Tensor that requires grad; parents keyed by the argument's position among all the "
-            "arguments, numbers included; recipe.args holding the inputs' own arrays and other values as "
-            "given.",
-            wrong={
-                "makes every Tensor argument a parent, even one that does not require grad": _make_op_all_tensors,
-                "records a recipe even when no argument requires grad": _make_op_records_always,
-                "keeps the Tensors in recipe.args, where backward functions expect arrays": _make_op_records_tensors,
-                "records inside no_grad (never asks whether recording is on)": _make_op_ignores_no_grad,
-                "leaves the output's requires_grad False, so later ops record nothing": _make_op_output_no_grad,
-                "numbers parents by position among the Tensor arguments only": _make_op_parents_numbered_among_tensors,
-                "records copies of the arrays instead of the inputs' own": _make_op_copies_arrays,
-            },
-        ),
-        Exercise(
-            ref.no_grad,
-            _no_grad_cases,
-            run=_run_no_grad,
-            hint="On leaving the block, recording must be as it was before this block began (which need not be on), "
-            "whether the block ended normally or by an exception, and the exception must still propagate. "
-            "Nested blocks each need their own saved state.",
-            wrong={
-                "switches recording on at exit instead of restoring the previous state": _NoGradSwitchesOnAtExit,
-                "swallows an exception raised inside the block": _NoGradSwallowsExceptions,
-                "keeps the saved state on the class, shared by nested blocks": _NoGradSharedState,
-                "does not restore recording when the block raises": _NoGradRestoresOnlyWithoutError,
-                "saves the state when the object is made, not when the block is entered": _NoGradSavesStateAtCreation,
-            },
-        ),
-        Exercise(
-            ref.topological_sort,
-            _topological_sort_cases,
-            run=_with_reference_ops(_run_topological_sort),
-            hint="Each tensor must come after all of its parents and appear exactly once, however many paths lead "
-            "to it, and the end node must come last. Check your order on the diamond by hand.",
-            wrong={
-                "end node first (the reverse order)": _topo_end_first,
-                "lists a shared tensor once per path to it (no visited set)": _topo_no_visited_set,
-                "breadth-first search, reversed": _topo_reversed_bfs,
-            },
-        ),
-        Exercise(
-            ref.backprop,
-            _backprop_cases,
-            run=_with_reference_ops(_run_backprop),
-            compare=_compare_named,
-            hint="A tensor's gradient must be complete (every use of it counted) before it is passed on to its "
-            "parents; two contributions to the same tensor add up, and so does a leaf's existing .grad. Only "
-            "leaves that require grad get a .grad.",
-            wrong={
-                "overwrites instead of adding contributions": _backprop_overwrites,
-                "visits each tensor once, with the first gradient to reach it": _backprop_first_gradient_only,
-                "replaces a leaf's existing .grad": _backprop_replaces_grad,
-            },
-        ),
-        _back_exercise(
-            ref.negative_back,
-            _elementwise_cases(torch.neg),
-            "Check the sign of your result.",
-            {"forgets the sign": _negative_back_identity},
-            torch.neg,
-        ),
-        _back_exercise(
-            ref.exp_back,
-            _elementwise_cases(torch.exp),
-            "Which of the arguments holds exp(x)? And does grad_out scale the result?",
-            {"multiplies by x instead of exp(x)": _exp_back_times_x, "ignores grad_out": _exp_back_no_grad_out},
-            torch.exp,
-        ),
-        _back_exercise(
-            ref.relu_back,
-            _elementwise_cases(torch.relu, hand=_RELU_HAND),
-            "Look at the entries where x is exactly 0 (they get no gradient, as in torch) and at whether "
-            "grad_out scales the result.",
-            {"passes the gradient at x = 0": _relu_back_at_zero, "ignores grad_out": _relu_back_mask_only},
-            torch.relu,
-        ),
-        _back_exercise(
-            ref.reshape_back,
-            _reshape_cases,
-            "The result must have the input's shape (not the `shape` argument, which is the output's), "
-            "with the entries in their original order.",
-            {
-                "reshapes to the output shape": _reshape_back_to_new_shape,
-                "reshapes in the wrong (transposed) order": _reshape_back_transposed,
-            },
-            torch.reshape,
-        ),
-        _back_exercise(
-            ref.permute_back,
-            _permute_cases,
-            "Permuting your result by `axes` must give grad_out back. Applying `axes` again only works when the "
-            "permutation undoes itself: try axes (2, 0, 1).",
-            {
-                "applies the same permutation again": _permute_back_same_axes,
-                "reverses all axes": _permute_back_reversed,
-            },
-            torch.permute,
-        ),
-        _back_exercise(
-            ref.sum_back,
-            _reduction_cases(_torch_sum, _SUM_HAND),
-            "The result has x's shape, and along which axis do its values vary? Broadcasting aligns axes from "
-            "the right, so with keepdim=False the summed axes must be put back first, all at once (dim may "
-            "be a tuple in any order).",
-            {
-                "broadcasts without restoring the summed axes": _sum_back_no_expand,
-                "ignores grad_out": _sum_back_ones,
-                "restores the summed axes one at a time, in the order given": _sum_back_axes_in_turn,
-            },
-            _torch_sum,
-        ),
-        _back_exercise(
-            ref.max_back,
-            _reduction_cases(_torch_amax, _MAX_HAND),
-            "Only entries exactly equal to their maximum get a gradient (nearly equal is not equal), and "
-            "entries that tie share it equally, counted along the reduced axes only.",
-            {
-                "every tied maximum gets the whole gradient": _max_back_ties_get_all,
-                "routes the gradient to every entry, like sum": _max_back_like_sum,
-                "the first of tied maxima takes the whole gradient (argmax)": _max_back_first_maximum,
-                "treats nearly equal entries as ties (np.isclose)": _max_back_close_counts_as_tie,
-                "restores the reduced axes one at a time, in the order given": _max_back_axes_in_turn,
-            },
-            _torch_amax,
-        ),
-        _back_exercise(
-            ref.matmul2d_back0,
-            _matmul_cases(0),
-            "The result has x's shape (m, k). Shapes alone do not settle it for square matrices: work out "
-            "one entry by hand on the (1, 2) @ (2, 1) case.",
-            {
-                "forgets to transpose y": _matmul_back0_untransposed,
-                "multiplies in the wrong order": _matmul_back0_wrong_order,
-            },
-            torch.matmul,
-            0,
-        ),
-        _back_exercise(
-            ref.matmul2d_back1,
-            _matmul_cases(1),
-            "The result has y's shape (k, n). Shapes alone do not settle it for square matrices: work out "
-            "one entry by hand on the (1, 2) @ (2, 1) case.",
-            {
-                "forgets to transpose x": _matmul_back1_untransposed,
-                "multiplies in the wrong order": _matmul_back1_wrong_order,
-            },
-            torch.matmul,
-            1,
-        ),
-        Exercise(
-            ref.Module,
-            _module_cases,
-            run=_run_module,
-            compare=_compare_listing,
-            hint="Which attributes hold Parameters: directly, or inside a Module held by an attribute, at any depth? "
-            "Names are paths of attribute names joined by dots, after the prefix; a module's own Parameters "
-            "come before its submodules'; a Parameter reachable twice is listed once. Plain Tensors and None "
-            "are not Parameters.",
-            wrong={
-                "does not look inside submodules": _ModuleOwnOnly,
-                "lists a shared Parameter once per attribute holding it": _ModuleNoDeduplication,
-                "lists a submodule's Parameters before the module's own that were set later": _ModuleAttributeOrder,
-                "passes only the attribute's name down, dropping the outer prefix": _ModuleLosesOuterPrefix,
-                "takes every Tensor attribute for a Parameter": _ModuleEveryTensor,
-                "parameters() finds only the top module's own Parameters": _ModuleParametersStopAtTopLevel,
-            },
-        ),
-        Exercise(
-            ref.Linear,
-            _linear_cases,
-            run=_with_reference_ops(_run_linear),
-            extra=_linear_init_check,
-            compare=_compare_named,
-            hint="weight must be a Parameter of shape (out_features, in_features), bias one of shape (out_features,) "
-            "or None; forward must use Tensor operations so that backprop reaches them. Both start uniform "
-            "over the whole of [-1/sqrt(in_features), 1/sqrt(in_features)].",
-            wrong={
-                "computes on .array, so no gradient flows": _LinearUsesArrays,
-                "weight stored as (in_features, out_features)": _LinearWeightInByOut,
-                "standard normal initialisation": _LinearNormalInit,
-                "bias initialised to zeros": _LinearZeroBias,
-                "initial bound from out_features, not in_features": _LinearBoundFromOut,
-            },
-        ),
-        Exercise(
-            ref.cross_entropy,
-            _cross_entropy_cases,
-            run=_with_reference_ops(_run_cross_entropy),
-            compare=_compare_named,
-            hint="Return a 0-d engine Tensor, averaged over the batch, made with Tensor operations so that the "
-            "logits get a gradient. Extreme logits (near 1000, or a true class far below its row's maximum) "
-            "must give finite answers: no intermediate may overflow, or underflow to 0 before a log.",
-            wrong={
-                "no max subtraction: overflows for large logits": _ce_no_shift,
-                "sums over the batch": _ce_sum,
-                "computed on arrays: no gradient": _ce_arrays,
-                "takes the log of the true class's exp, which underflows to 0": _ce_log_of_true_exp,
-            },
-        ),
-        Exercise(
-            ref.SGD,
-            _sgd_cases,
-            run=_with_reference_ops(_run_sgd),
-            compare=_compare_named,
-            hint="Compare with torch.optim.SGD: weight decay joins the gradient before momentum; the first momentum "
-            "buffer is the gradient itself (no dampening); arrays are updated in place; a parameter whose "
-            ".grad is None is left alone, buffer and all; zero_grad sets .grad to None. The parameters may "
-            "arrive as a generator.",
-            wrong={
-                "rebinds a new Parameter instead of updating in place": _SGDRebinds,
-                "momentum as an average, (1 - momentum) * g": _SGDDampened,
-                "weight decay added after momentum": _SGDDecayAfterMomentum,
-                "zero_grad does nothing": _SGDKeepsGrads,
-                "reads the parameter generator twice": _SGDListsGeneratorTwice,
-                "keeps moving a parameter that has no gradient": _SGDNoneGradIsZero,
-                "fails on a parameter that has no gradient": _SGDAssumesGrads,
-            },
-        ),
-        Exercise(
-            ref.Adam,
-            _adam_cases,
-            run=_with_reference_ops(_run_sgd),
-            compare=_compare_named,
-            hint="Compare with torch.optim.Adam: weight decay joins the gradient first (as in SGD, not AdamW); "
-            "both moment estimates are bias-corrected with that parameter's own count of steps, counting the "
-            "current one; eps is added after the square root; a parameter whose .grad is None is left alone, "
-            "moments and count included.",
-            wrong={
-                "no bias correction": _AdamNoBiasCorrection,
-                "eps inside the square root": _AdamEpsInsideRoot,
-                "one step count for all parameters": _AdamSharedStepCount,
-                "decoupled weight decay (AdamW) instead of adding it to the gradient": _AdamDecoupledDecay,
-                "keeps moving a parameter that has no gradient": _AdamMovesWithoutGrad,
-                "corrects the bias before counting the current step (divides by zero at step 1)": _AdamCountsLate,
-            },
-        ),
-    ],
-)
+_EXERCISES = [
+    _back_exercise(
+        ref.log_back,
+        _elementwise_cases(torch.log, positive=True, hand=_LOG_HAND, edge=_LOG_EDGE),
+        "Look at which array you divide by (out holds log x, not x), at whether grad_out scales the "
+        "result, and at tiny x: the answer there is huge, and nothing should be added to x.",
+        {
+            "divides by out (log x), not by x": _log_back_over_out,
+            "ignores grad_out": _log_back_no_grad_out,
+            "adds a small epsilon to x, which is wrong for tiny x": _log_back_epsilon,
+        },
+        torch.log,
+    ),
+    Exercise(
+        ref.unbroadcast,
+        _unbroadcast_cases,
+        run=_run_back,
+        atol=1e-8,
+        rtol=1e-6,
+        hint="The result must have exactly `shape`. Two kinds of axes need a sum: leading axes that shape "
+        "lacks (they disappear) and axes where shape has 1 (they stay, with size 1). Sum, don't average.",
+        wrong={
+            "sums only the added leading axes, not the stretched size-1 ones": _unbroadcast_leading_only,
+            "sums the stretched size-1 axes without keeping them": _unbroadcast_drops_size_one_axes,
+            "averages instead of summing": _unbroadcast_mean,
+        },
+    ),
+    _back_exercise(
+        ref.multiply_back0,
+        _multiply_cases(0),
+        "The result must have x's shape (unbroadcast it); its values come from the other factor, which "
+        "may be a plain Python number, and must not depend on x's own values (try an x with zeros).",
+        {
+            "multiplies by x itself instead of the other factor": _multiply_back0_wrong_factor,
+            "returns the broadcast shape, not x's (no unbroadcast)": _multiply_back0_no_unbroadcast,
+            "recovers y as out / x, which fails where x is 0": _multiply_back0_other_from_out,
+        },
+        _mul,
+        0,
+    ),
+    _back_exercise(
+        ref.multiply_back1,
+        _multiply_cases(1),
+        "The result must have y's shape (unbroadcast it); its values come from the other factor, which "
+        "may be a plain Python number, and must not depend on y's own values (try a y with zeros).",
+        {
+            "multiplies by y itself instead of the other factor": _multiply_back1_wrong_factor,
+            "returns the broadcast shape, not y's (no unbroadcast)": _multiply_back1_no_unbroadcast,
+            "recovers x as out / y, which fails where y is 0": _multiply_back1_other_from_out,
+        },
+        _mul,
+        1,
+    ),
+    Exercise(
+        ref.make_op,
+        _make_op_cases,
+        run=_run_make_op,
+        compare=_compare_make_op,
+        hint="Look at the output's requires_grad and recipe: a recipe only when recording is on and some "
+        "argument is a Tensor that requires grad; parents keyed by the argument's position among all the "
+        "arguments, numbers included; recipe.args holding the inputs' own arrays and other values as "
+        "given.",
+        wrong={
+            "makes every Tensor argument a parent, even one that does not require grad": _make_op_all_tensors,
+            "records a recipe even when no argument requires grad": _make_op_records_always,
+            "keeps the Tensors in recipe.args, where backward functions expect arrays": _make_op_records_tensors,
+            "records inside no_grad (never asks whether recording is on)": _make_op_ignores_no_grad,
+            "leaves the output's requires_grad False, so later ops record nothing": _make_op_output_no_grad,
+            "numbers parents by position among the Tensor arguments only": _make_op_parents_numbered_among_tensors,
+            "records copies of the arrays instead of the inputs' own": _make_op_copies_arrays,
+        },
+    ),
+    Exercise(
+        ref.no_grad,
+        _no_grad_cases,
+        run=_run_no_grad,
+        hint="On leaving the block, recording must be as it was before this block began (which need not be on), "
+        "whether the block ended normally or by an exception, and the exception must still propagate. "
+        "Nested blocks each need their own saved state.",
+        wrong={
+            "switches recording on at exit instead of restoring the previous state": _NoGradSwitchesOnAtExit,
+            "swallows an exception raised inside the block": _NoGradSwallowsExceptions,
+            "keeps the saved state on the class, shared by nested blocks": _NoGradSharedState,
+            "does not restore recording when the block raises": _NoGradRestoresOnlyWithoutError,
+            "saves the state when the object is made, not when the block is entered": _NoGradSavesStateAtCreation,
+        },
+    ),
+    Exercise(
+        ref.topological_sort,
+        _topological_sort_cases,
+        run=_with_reference_ops(_run_topological_sort),
+        hint="Each tensor must come after all of its parents and appear exactly once, however many paths lead "
+        "to it, and the end node must come last. Check your order on the diamond by hand.",
+        wrong={
+            "end node first (the reverse order)": _topo_end_first,
+            "lists a shared tensor once per path to it (no visited set)": _topo_no_visited_set,
+            "breadth-first search, reversed": _topo_reversed_bfs,
+        },
+    ),
+    Exercise(
+        ref.backprop,
+        _backprop_cases,
+        run=_with_reference_ops(_run_backprop),
+        compare=_compare_named,
+        hint="A tensor's gradient must be complete (every use of it counted) before it is passed on to its "
+        "parents; two contributions to the same tensor add up, and so does a leaf's existing .grad. Only "
+        "leaves that require grad get a .grad.",
+        wrong={
+            "overwrites instead of adding contributions": _backprop_overwrites,
+            "visits each tensor once, with the first gradient to reach it": _backprop_first_gradient_only,
+            "replaces a leaf's existing .grad": _backprop_replaces_grad,
+        },
+    ),
+    _back_exercise(
+        ref.negative_back,
+        _elementwise_cases(torch.neg),
+        "Check the sign of your result.",
+        {"forgets the sign": _negative_back_identity},
+        torch.neg,
+    ),
+    _back_exercise(
+        ref.exp_back,
+        _elementwise_cases(torch.exp),
+        "Which of the arguments holds exp(x)? And does grad_out scale the result?",
+        {"multiplies by x instead of exp(x)": _exp_back_times_x, "ignores grad_out": _exp_back_no_grad_out},
+        torch.exp,
+    ),
+    _back_exercise(
+        ref.relu_back,
+        _elementwise_cases(torch.relu, hand=_RELU_HAND),
+        "Look at the entries where x is exactly 0 (they get no gradient, as in torch) and at whether "
+        "grad_out scales the result.",
+        {"passes the gradient at x = 0": _relu_back_at_zero, "ignores grad_out": _relu_back_mask_only},
+        torch.relu,
+    ),
+    _back_exercise(
+        ref.reshape_back,
+        _reshape_cases,
+        "The result must have the input's shape (not the `shape` argument, which is the output's), "
+        "with the entries in their original order.",
+        {
+            "reshapes to the output shape": _reshape_back_to_new_shape,
+            "reshapes in the wrong (transposed) order": _reshape_back_transposed,
+        },
+        torch.reshape,
+    ),
+    _back_exercise(
+        ref.permute_back,
+        _permute_cases,
+        "Permuting your result by `axes` must give grad_out back. Applying `axes` again only works when the "
+        "permutation undoes itself: try axes (2, 0, 1).",
+        {
+            "applies the same permutation again": _permute_back_same_axes,
+            "reverses all axes": _permute_back_reversed,
+        },
+        torch.permute,
+    ),
+    _back_exercise(
+        ref.sum_back,
+        _reduction_cases(_torch_sum, _SUM_HAND),
+        "The result has x's shape, and along which axis do its values vary? Broadcasting aligns axes from "
+        "the right, so with keepdim=False the summed axes must be put back first, all at once (dim may "
+        "be a tuple in any order).",
+        {
+            "broadcasts without restoring the summed axes": _sum_back_no_expand,
+            "ignores grad_out": _sum_back_ones,
+            "restores the summed axes one at a time, in the order given": _sum_back_axes_in_turn,
+        },
+        _torch_sum,
+    ),
+    _back_exercise(
+        ref.max_back,
+        _reduction_cases(_torch_amax, _MAX_HAND),
+        "Only entries exactly equal to their maximum get a gradient (nearly equal is not equal), and "
+        "entries that tie share it equally, counted along the reduced axes only.",
+        {
+            "every tied maximum gets the whole gradient": _max_back_ties_get_all,
+            "routes the gradient to every entry, like sum": _max_back_like_sum,
+            "the first of tied maxima takes the whole gradient (argmax)": _max_back_first_maximum,
+            "treats nearly equal entries as ties (np.isclose)": _max_back_close_counts_as_tie,
+            "restores the reduced axes one at a time, in the order given": _max_back_axes_in_turn,
+        },
+        _torch_amax,
+    ),
+    _back_exercise(
+        ref.matmul2d_back0,
+        _matmul_cases(0),
+        "The result has x's shape (m, k). Shapes alone do not settle it for square matrices: work out "
+        "one entry by hand on the (1, 2) @ (2, 1) case.",
+        {
+            "forgets to transpose y": _matmul_back0_untransposed,
+            "multiplies in the wrong order": _matmul_back0_wrong_order,
+        },
+        torch.matmul,
+        0,
+    ),
+    _back_exercise(
+        ref.matmul2d_back1,
+        _matmul_cases(1),
+        "The result has y's shape (k, n). Shapes alone do not settle it for square matrices: work out "
+        "one entry by hand on the (1, 2) @ (2, 1) case.",
+        {
+            "forgets to transpose x": _matmul_back1_untransposed,
+            "multiplies in the wrong order": _matmul_back1_wrong_order,
+        },
+        torch.matmul,
+        1,
+    ),
+    Exercise(
+        ref.Module,
+        _module_cases,
+        run=_run_module,
+        compare=_compare_listing,
+        hint="Which attributes hold Parameters: directly, or inside a Module held by an attribute, at any depth? "
+        "Names are paths of attribute names joined by dots, after the prefix; a module's own Parameters "
+        "come before its submodules'; a Parameter reachable twice is listed once. Plain Tensors and None "
+        "are not Parameters.",
+        wrong={
+            "does not look inside submodules": _ModuleOwnOnly,
+            "lists a shared Parameter once per attribute holding it": _ModuleNoDeduplication,
+            "lists a submodule's Parameters before the module's own that were set later": _ModuleAttributeOrder,
+            "passes only the attribute's name down, dropping the outer prefix": _ModuleLosesOuterPrefix,
+            "takes every Tensor attribute for a Parameter": _ModuleEveryTensor,
+            "parameters() finds only the top module's own Parameters": _ModuleParametersStopAtTopLevel,
+        },
+    ),
+    Exercise(
+        ref.Linear,
+        _linear_cases,
+        run=_with_reference_ops(_run_linear),
+        extra=_linear_init_check,
+        compare=_compare_named,
+        hint="weight must be a Parameter of shape (out_features, in_features), bias one of shape (out_features,) "
+        "or None; forward must use Tensor operations so that backprop reaches them. Both start uniform "
+        "over the whole of [-1/sqrt(in_features), 1/sqrt(in_features)].",
+        wrong={
+            "computes on .array, so no gradient flows": _LinearUsesArrays,
+            "weight stored as (in_features, out_features)": _LinearWeightInByOut,
+            "standard normal initialisation": _LinearNormalInit,
+            "bias initialised to zeros": _LinearZeroBias,
+            "initial bound from out_features, not in_features": _LinearBoundFromOut,
+        },
+    ),
+    Exercise(
+        ref.cross_entropy,
+        _cross_entropy_cases,
+        run=_with_reference_ops(_run_cross_entropy),
+        compare=_compare_named,
+        hint="Return a 0-d engine Tensor, averaged over the batch, made with Tensor operations so that the "
+        "logits get a gradient. Extreme logits (near 1000, or a true class far below its row's maximum) "
+        "must give finite answers: no intermediate may overflow, or underflow to 0 before a log.",
+        wrong={
+            "no max subtraction: overflows for large logits": _ce_no_shift,
+            "sums over the batch": _ce_sum,
+            "computed on arrays: no gradient": _ce_arrays,
+            "takes the log of the true class's exp, which underflows to 0": _ce_log_of_true_exp,
+        },
+    ),
+    Exercise(
+        ref.SGD,
+        _sgd_cases,
+        run=_with_reference_ops(_run_sgd),
+        compare=_compare_named,
+        hint="Compare with torch.optim.SGD: weight decay joins the gradient before momentum; the first momentum "
+        "buffer is the gradient itself (no dampening); arrays are updated in place; a parameter whose "
+        ".grad is None is left alone, buffer and all; zero_grad sets .grad to None. The parameters may "
+        "arrive as a generator.",
+        wrong={
+            "rebinds a new Parameter instead of updating in place": _SGDRebinds,
+            "momentum as an average, (1 - momentum) * g": _SGDDampened,
+            "weight decay added after momentum": _SGDDecayAfterMomentum,
+            "zero_grad does nothing": _SGDKeepsGrads,
+            "reads the parameter generator twice": _SGDListsGeneratorTwice,
+            "keeps moving a parameter that has no gradient": _SGDNoneGradIsZero,
+            "fails on a parameter that has no gradient": _SGDAssumesGrads,
+        },
+    ),
+    Exercise(
+        ref.Adam,
+        _adam_cases,
+        run=_with_reference_ops(_run_sgd),
+        compare=_compare_named,
+        hint="Compare with torch.optim.Adam: weight decay joins the gradient first (as in SGD, not AdamW); "
+        "both moment estimates are bias-corrected with that parameter's own count of steps, counting the "
+        "current one; eps is added after the square root; a parameter whose .grad is None is left alone, "
+        "moments and count included.",
+        wrong={
+            "no bias correction": _AdamNoBiasCorrection,
+            "eps inside the square root": _AdamEpsInsideRoot,
+            "one step count for all parameters": _AdamSharedStepCount,
+            "decoupled weight decay (AdamW) instead of adding it to the gradient": _AdamDecoupledDecay,
+            "keeps moving a parameter that has no gradient": _AdamMovesWithoutGrad,
+            "corrects the bias before counting the current step (divides by zero at step 1)": _AdamCountsLate,
+        },
+    ),
+]
+
+# The engine works in NumPy: messages describe the values as arrays, as the learner sees them.
+check = Checker("0.4", [dataclasses.replace(exercise, arrays=True) for exercise in _EXERCISES])
