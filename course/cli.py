@@ -54,7 +54,7 @@ def _check(paths: list[Path], csv_path: Path | None, timeout: int, jobs: int) ->
         return 2
     progress = lambda items: tqdm(
         items, desc="running notebooks", unit="notebook", total=len(notebooks), disable=len(notebooks) == 1
-    )  # noqa: E731
+    )
     rows, errors = grade_all(notebooks, paths, timeout, max(jobs, 1), progress)
     print(summary(rows, errors))
     if csv_path:

@@ -90,16 +90,7 @@ def grade_notebook(path: Path, learner: str, timeout: int = 600) -> tuple[list[R
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as error:  # noqa: BLE001 - corrupt JSON, not a notebook, unreadable file
-        return [
-            Row(
-                learner,
-                path.name,
-                "?",
-                "-",
-                "error",
-                f"unreadable notebook ({_one_line(error)})",
-            )
-        ], []
+        return [Row(learner, path.name, "?", "-", "error", f"unreadable notebook ({_one_line(error)})")], []
     meta = nb.metadata.get("course")
     if not meta:
         return [Row(learner, path.name, "?", "-", "error", "not a course notebook (no 'course' metadata)")], []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -504,10 +505,15 @@ def _diagnosis(exercise: Exercise, impl: Any, case: Case, got: Any, earlier: lis
     return ""
 
 
+def _failure(name: str, hint: str, status: str, text: str) -> CheckFailed:
+    """The verdict of a failed check: the exercise's name, what is wrong, and its hint."""
+    return CheckFailed(name, status, f"✗ {name}: {text}\n  hint: {hint}")
+
+
 def run_check(exercise: Exercise, impl: Any) -> str:
     """Check impl against the exercise; return the pass message or raise CheckFailed."""
     name = exercise.name
-    fail = lambda status, text: CheckFailed(name, status, f"✗ {name}: {text}\n  hint: {exercise.hint}")  # noqa: E731
+    fail = functools.partial(_failure, name, exercise.hint)
     if exercise.is_module and not (inspect.isclass(impl) and issubclass(impl, nn.Module)):
         raise fail("wrong type", f"expected an nn.Module subclass (the class itself), got {describe(impl)}.")
     if inspect.isclass(exercise.reference) and not inspect.isclass(impl):
@@ -567,7 +573,7 @@ def run_check(exercise: Exercise, impl: Any) -> str:
 
 def run_finding(finding: Finding, answer: Any) -> str:
     """Grade a submitted finding against the truth; return the pass message or raise CheckFailed."""
-    fail = lambda status, text: CheckFailed(finding.name, status, f"✗ {finding.name}: {text}\n  hint: {finding.hint}")  # noqa: E731
+    fail = functools.partial(_failure, finding.name, finding.hint)
     if answer is Ellipsis or answer is None:
         raise fail("not implemented", "no answer yet: replace the `...` with what your analysis found.")
     truth = finding.truth()
