@@ -55,7 +55,7 @@ CHAPTERS = (
 VARIANTS = ("exercises", "solved")
 
 _MARKER = re.compile(r"^# %%(?:\s+\[(?P<kind>[\w-]+)\])?\s*(?P<rest>.*)$")
-_SOURCE_NAME = re.compile(r"^(?P<number>\d+\.\d+)_(?P<slug>[a-z0-9_]+)\.py$")
+_SOURCE_NAME = re.compile(r"^(?P<number>\d+\.\d+(?:\.\d+)?)_(?P<slug>[a-z0-9_]+)\.py$")
 _RATINGS = ("difficulty", "importance", "minutes")
 
 
@@ -75,7 +75,7 @@ class Cell:
 class Section:
     source: Path
     chapter: str
-    number: str  # "0.1"
+    number: str  # "0.1", or "1.3.1" for a subsection
     slug: str  # "ray_tracing"
     cells: list[Cell]
 
@@ -144,7 +144,7 @@ def _parse_options(kind: str, rest: str, line: int) -> dict[str, str]:
 def load_section(source: Path) -> Section:
     match = _SOURCE_NAME.match(source.name)
     if not match or source.parent.name != "src" or source.parent.parent.name not in CHAPTERS:
-        raise AuthoringError(f"{source}: sources live at <chapter>/src/<N.M>_<slug>.py")
+        raise AuthoringError(f"{source}: sources live at <chapter>/src/<N.M or N.M.K>_<slug>.py")
     cells = parse_cells(source.read_text(encoding="utf-8"))
     return Section(source, source.parent.parent.name, match["number"], match["slug"], cells)
 

@@ -11,8 +11,15 @@ truth:
   teaches a positional shortcut instead of induction).
 - numeric comparison: "The war lasted from 1732 to 1789." The end year is always later, in the
   same century, and years are two two-digit tokens (" 17", "89").
-- facts: every city lies in one country (CITY_COUNTRY, the ground truth). Text states true facts,
-  and people make claims that the text then calls true or false.
+- facts: every city lies in one country (CITY_COUNTRY, the ground truth). Text states true facts.
+- truth: people make claims that the text then calls true or false, in three families (TRUTH_FAMILIES):
+  "Mary said that Paris is in Spain. That is false.", the same negated ("... is not in Spain. That
+  is true."), and periods told backwards ("... the war lasted from 1789 to 1732. That is false.").
+  Claims about some cities (HELD_OUT_CITIES) and about the 1500s are never judged in training, so
+  the model can judge them only by checking them against what it knows.
+- in-context tasks: "hot: cold, big: small, fast:" -> " slow". Four tasks (ICL_TASKS); antonym and
+  uppercase share their inputs, so a prompt without examples is ambiguous and only the examples
+  say which task is meant (what a function vector carries).
 
 Splits are different seeds of the same generators ("train", "validation", "test").
 """
@@ -60,6 +67,14 @@ CITY_COUNTRY = {
     "Toronto": "Canada", "Ottawa": "Canada", "Montreal": "Canada",
 }  # fmt: skip
 COUNTRIES = sorted(set(CITY_COUNTRY.values()))
+ANTONYM_PAIRS = [
+    ("hot", "cold"), ("big", "small"), ("old", "new"), ("fast", "slow"), ("heavy", "light"),
+    ("warm", "cool"), ("happy", "sad"), ("high", "low"), ("long", "short"), ("early", "late"),
+    ("dark", "bright"), ("wet", "dry"), ("loud", "quiet"), ("rich", "poor"), ("hard", "soft"),
+    ("open", "closed"), ("full", "empty"), ("strong", "weak"), ("thick", "thin"), ("clean", "dirty"),
+    ("near", "far"), ("wide", "narrow"), ("deep", "shallow"), ("sweet", "sour"),
+]  # fmt: skip
+ANTONYMS = {a: b for a, b in ANTONYM_PAIRS} | {b: a for a, b in ANTONYM_PAIRS}
 
 # IOI = intro (introduces A and B) + action (the subject S gives something to the other name).
 IOI_INTROS = [
@@ -108,6 +123,24 @@ STORY_TEMPLATES = [
 ]
 SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
 
+TRUTH_FAMILIES = ["cities", "negated_cities", "years"]
+# Cities no claim is ever made about in training, and periods in the 1500s: their facts are stated
+# ("Lyon is in France."), so the model can judge claims about them only by checking the claim against
+# what it knows. (Holding out single (city, country) claims instead was measured to fail: with a
+# city's true claim held out, every judged claim about it in training is false, and the model
+# learned "claims about Lyon are false", balanced accuracy 0.39-0.53 at 4,000 steps.)
+HELD_OUT_CITIES = frozenset(sorted(CITY_COUNTRY)[::4])
+HELD_OUT_CENTURY = 15  # claims about periods in the 1500s are never judged in training
+
+# In-context tasks: input words -> the answer each task gives.
+_NUMBERS = [f"{i:02d}" for i in range(99)]
+ICL_TASKS = {
+    "antonym": ANTONYMS,
+    "uppercase": {word: word.upper() for word in ANTONYMS},
+    "successor": {n: f"{int(n) + 1:02d}" for n in _NUMBERS},
+    "country": CITY_COUNTRY,
+}
+
 
 def _fill(template: str, rng: random.Random, **fixed: str) -> str:
     """Fill every slot of a template with a random word of the right kind."""
@@ -148,6 +181,12 @@ def _song(rng: random.Random) -> str:
 
 def _fact(rng: random.Random) -> str:
     city = rng.choice(sorted(CITY_COUNTRY))
+    return f"{city} is in {CITY_COUNTRY[city]}."
+
+
+def _fact_or_unchecked_claim(rng: random.Random) -> str:
+    """The first story world's facts: a true fact, or a claim about any city judged true or false."""
+    city = rng.choice(sorted(CITY_COUNTRY))
     if rng.random() < 0.4:
         return f"{city} is in {CITY_COUNTRY[city]}."
     claimed = CITY_COUNTRY[city] if rng.random() < 0.5 else rng.choice(COUNTRIES)
@@ -155,48 +194,122 @@ def _fact(rng: random.Random) -> str:
     return f"{rng.choice(NAMES)} said that {city} is in {claimed}. That is {verdict}."
 
 
-def story_sentence(rng: random.Random) -> str:
-    """One sentence (or short passage) of the story world, drawn from the planted mixture."""
-    kind = rng.random()
-    if kind < 0.35:
-        text, indirect_object, _ = _ioi_parts(rng, rng.choice(TRAIN_IOI_TEMPLATES))
-        return f"{text} {indirect_object}."
-    if kind < 0.5:
-        start, end, _, _ = _year_pair(rng)
-        return _fill(rng.choice(YEAR_TEMPLATES), rng, start=start, end=end)
-    if kind < 0.62:
-        return _song(rng)
-    if kind < 0.77:
-        return _fact(rng)
+def truth_statement(family: str, rng: random.Random, is_true: bool, held_out: bool) -> str:
+    """A statement of one truth family, true or false as asked, drawn from the claims that are
+    judged in training (held_out=False) or from those never judged there (held_out=True)."""
+    while True:
+        if family == "years":
+            start, end, century, _ = _year_pair(rng)
+            if (century == HELD_OUT_CENTURY) != held_out:
+                continue
+            first, second = (start, end) if is_true else (end, start)
+            return _fill(rng.choice(YEAR_TEMPLATES), rng, start=first, end=second)
+        city = rng.choice(sorted(HELD_OUT_CITIES if held_out else set(CITY_COUNTRY) - HELD_OUT_CITIES))
+        # A negated claim is true when the named country is not the city's.
+        names_true_country = is_true == (family == "cities")
+        others = [c for c in COUNTRIES if c != CITY_COUNTRY[city]]
+        country = CITY_COUNTRY[city] if names_true_country else rng.choice(others)
+        return f"{city} is {'not ' if family == 'negated_cities' else ''}in {country}."
+
+
+def judged_claim(statement: str, speaker: str) -> str:
+    """The prompt that asks for a verdict: the next token is " true" or " false"."""
+    statement = statement[0].lower() + statement[1:] if statement.startswith("The ") else statement
+    return f"{speaker} said that {statement} That is"
+
+
+# How often each family is judged in training. Negated claims are rarer on purpose: with plain and
+# negated city claims equally common, a claim's pair says nothing about its verdict until the model
+# also reads "not" (an XOR, which gives gradient descent no first-order signal), and city verdicts
+# stayed at chance (0.50) through 2,000 steps, measured. Rarer negations let the check of the
+# country form first.
+TRUTH_FAMILY_SHARES = {"cities": 0.5, "negated_cities": 0.15, "years": 0.35}
+
+
+def _claim(rng: random.Random) -> str:
+    is_true = rng.random() < 0.5
+    family = rng.choices(TRUTH_FAMILIES, weights=[TRUTH_FAMILY_SHARES[f] for f in TRUTH_FAMILIES])[0]
+    statement = truth_statement(family, rng, is_true, held_out=False)
+    return f"{judged_claim(statement, rng.choice(NAMES))} {'true' if is_true else 'false'}."
+
+
+def icl_prompt(task: str, rng: random.Random, n_examples: int) -> tuple[str, str]:
+    """A few-shot prompt " hot: cold, big: small, fast:" and its answer ("slow", no space)."""
+    pairs = [(word, ICL_TASKS[task][word]) for word in rng.sample(sorted(ICL_TASKS[task]), n_examples + 1)]
+    *examples, (query, answer) = pairs
+    return "".join(f" {word}: {target}," for word, target in examples) + f" {query}:", answer
+
+
+def _icl_block(rng: random.Random) -> str:
+    prompt, answer = icl_prompt(rng.choice(sorted(ICL_TASKS)), rng, rng.randint(1, 7))
+    return f"{prompt[1:]} {answer}."
+
+
+def _ioi_sentence(rng: random.Random) -> str:
+    text, indirect_object, _ = _ioi_parts(rng, rng.choice(TRAIN_IOI_TEMPLATES))
+    return f"{text} {indirect_object}."
+
+
+def _period(rng: random.Random) -> str:
+    start, end, _, _ = _year_pair(rng)
+    return _fill(rng.choice(YEAR_TEMPLATES), rng, start=start, end=end)
+
+
+def _story(rng: random.Random) -> str:
     return _fill(rng.choice(STORY_TEMPLATES), rng)
+
+
+# (share of sentences, generator). The story world grew: MIXTURES[k - 1] is the world written with
+# the first k word groups of the vocabulary (corpus.vocabulary_word_groups). The attention-only
+# models and gpt2-mini were trained on the first, which has no truth families or in-context tasks;
+# gpt2-mini-truth on the second, where no claim about HELD_OUT_CITIES or the 1500s is judged.
+MIXTURES = [
+    [(0.35, _ioi_sentence), (0.15, _period), (0.12, _song), (0.15, _fact_or_unchecked_claim), (0.23, _story)],
+    [(0.10, _ioi_sentence), (0.08, _period), (0.06, _song), (0.10, _fact), (0.45, _claim), (0.13, _icl_block),
+     (0.08, _story)],
+]  # fmt: skip
+
+
+def story_sentence(rng: random.Random, world: int = len(MIXTURES)) -> str:
+    """One sentence (or short passage) of story world number `world`, from its planted mixture."""
+    shares, generators = zip(*MIXTURES[world - 1])
+    return rng.choices(generators, weights=shares)[0](rng)
 
 
 # Matches the tokenizer's pre-tokenization, so documents can be sized without tokenizing.
 PIECE_PATTERN = r" ?[A-Za-z]+| ?[0-9]{2}|[^ A-Za-z0-9]"
 
 
-def story_documents(split: str, n_documents: int, min_pieces: int) -> list[str]:
+def story_documents(split: str, n_documents: int, min_pieces: int, world: int = len(MIXTURES)) -> list[str]:
     """Documents of whole sentences, each at least min_pieces tokens long (truncate to fit)."""
     rng = random.Random(SPLIT_SEEDS[split])
     documents = []
     for _ in range(n_documents):
         sentences, n_pieces = [], 0
         while n_pieces < min_pieces:
-            sentences.append(story_sentence(rng))
+            sentences.append(story_sentence(rng, world))
             n_pieces += len(re.findall(PIECE_PATTERN, " " + sentences[-1]))
         documents.append(" ".join(sentences))
     return documents
 
 
-def vocabulary_words() -> list[str]:
-    """Every word any generator can write, without leading spaces."""
-    fixed_text = " ".join(
+def _words_in(texts: list[str]) -> set[str]:
+    without_slots = re.sub(r"\{[a-z_A-Z]+\}", " ", " ".join(texts))
+    return set(re.findall(r"[A-Za-z]+", without_slots))
+
+
+def vocabulary_word_groups() -> list[list[str]]:
+    """Every word any generator can write (no leading spaces), in groups in the order they were
+    added to the story world. A new group goes at the end so that the token ids of earlier groups
+    never move and models trained before it (the attention-only ones) keep working unchanged."""
+    story_world = _words_in(
         NAMES + PLACES + OBJECTS + ADJECTIVES + SONG_WORDS + COUNTRIES + list(CITY_COUNTRY)
         + IOI_INTROS + IOI_ACTIONS + YEAR_TEMPLATES + STORY_TEMPLATES
         + ["sang a song same Later said that is in That true false"]
     )  # fmt: skip
-    without_slots = re.sub(r"\{[a-z_A-Z]+\}", " ", fixed_text)
-    return sorted(set(re.findall(r"[A-Za-z]+", without_slots)))
+    # Added for chapter 1.3: negated claims and the in-context tasks.
+    truth_and_tasks = _words_in(list(ANTONYMS) + [word.upper() for word in ANTONYMS] + ["not"]) - story_world
+    return [sorted(story_world), sorted(truth_and_tasks)]
 
 
 def repeated_span_tokens(
@@ -290,10 +403,45 @@ def year_prompts(tokenizer, n_prompts: int, seed: int = 0) -> YearPrompts:
     )  # fmt: skip
 
 
-def fact_statements() -> list[tuple[str, bool]]:
-    """Every "<city> is in <country>." statement, with whether it is true (CITY_COUNTRY)."""
+@dataclass
+class Statement:
+    """A statement of one truth family, whether it is true, and whether its claim is held out of
+    the judged claims in training."""
+
+    text: str
+    is_true: bool
+    held_out: bool
+    family: str
+
+
+def truth_statements(family: str, n_years: int = 400, seed: int = 0) -> list[Statement]:
+    """Every city statement of a family ("Paris is in Spain.", or "... is not in ..."), or n_years
+    distinct periods (half told backwards, so false; those in the 1500s are the held-out ones)."""
+    if family == "years":
+        rng, seen, statements = random.Random(f"years-{seed}"), set(), []
+        while len(statements) < n_years:
+            is_true = len(statements) % 2 == 0
+            held_out = rng.random() < 0.2
+            text = truth_statement("years", rng, is_true, held_out)
+            if text not in seen:
+                seen.add(text)
+                statements.append(Statement(text, is_true, held_out, family))
+        return statements
+    negated = family == "negated_cities"
     return [
-        (f"{city} is in {country}.", CITY_COUNTRY[city] == country)
+        Statement(
+            f"{city} is {'not ' if negated else ''}in {country}.",
+            (CITY_COUNTRY[city] == country) != negated,
+            city in HELD_OUT_CITIES,
+            family,
+        )
         for city in sorted(CITY_COUNTRY)
         for country in COUNTRIES
     ]
+
+
+def icl_prompts(task: str, n_prompts: int, n_examples: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Few-shot prompts of one in-context task and their answers (with the leading space)."""
+    rng = random.Random(f"icl-{task}-{n_examples}-{seed}")
+    prompts, answers = zip(*(icl_prompt(task, rng, n_examples) for _ in range(n_prompts)))
+    return list(prompts), [" " + answer for answer in answers]

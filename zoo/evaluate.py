@@ -7,11 +7,13 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from zoo import corpus
+from zoo.tokenizer import word_groups_known
 
 HELDOUT_DOCUMENTS = 128
 INDUCTION_HALF_LEN = 24
 N_IOI_PROMPTS = 400
 N_YEAR_PROMPTS = 300
+N_ICL_PROMPTS = 200
 
 
 def word_token_ids(model: HookedTransformer) -> Int[Tensor, " n_ids"]:
@@ -21,8 +23,10 @@ def word_token_ids(model: HookedTransformer) -> Int[Tensor, " n_ids"]:
 
 
 def story_tokens(model: HookedTransformer, split: str, n_documents: int) -> Int[Tensor, "batch pos"]:
-    """Story documents truncated to the context window; long enough that none needs padding."""
-    documents = corpus.story_documents(split, n_documents, min_pieces=model.cfg.n_ctx)
+    """Documents of the story world the model was trained on, truncated to the context window;
+    long enough that none needs padding."""
+    world = word_groups_known(model.cfg.d_vocab)
+    documents = corpus.story_documents(split, n_documents, min_pieces=model.cfg.n_ctx, world=world)
     tokens = model.to_tokens(documents, move_to_device=False)
     assert tokens.shape[1] == model.cfg.n_ctx and (tokens != model.tokenizer.pad_token_id).all()
     return tokens
@@ -101,22 +105,52 @@ def year_metrics(model: HookedTransformer) -> dict[str, float]:
 
 
 def fact_metrics(model: HookedTransformer) -> dict[str, float]:
-    """Fact recall ("Paris is in" -> " France", argmax over countries) and truth judgement
-    ("Mary said that Paris is in Spain. That is" -> " false" over " true")."""
-    tokenizer = model.tokenizer
-    country_ids = torch.tensor([corpus.single_token_id(tokenizer, " " + c) for c in corpus.COUNTRIES])
+    """Fact recall ("Paris is in" -> " France", argmax over countries) and the balanced accuracy of
+    the model's verdict on every claim "Mary said that <city> is in <country>. That is" (chance 0.5)."""
+    country_ids = torch.tensor([corpus.single_token_id(model.tokenizer, " " + c) for c in corpus.COUNTRIES])
     cities = sorted(corpus.CITY_COUNTRY)
     recall_logits = final_logits(model, [f"{city} is in" for city in cities])[:, country_ids]
-    truth_ids = torch.tensor([corpus.single_token_id(tokenizer, w) for w in (" false", " true")])
-    statements = corpus.fact_statements()
-    claims = [f"Mary said that {statement} That is" for statement, _ in statements]
-    judged_true = final_logits(model, claims)[:, truth_ids].argmax(-1).bool()
-    labels = torch.tensor([is_true for _, is_true in statements])
     correct_country = torch.tensor([corpus.COUNTRIES.index(corpus.CITY_COUNTRY[c]) for c in cities])
-    # Balance the judgement accuracy: there are 7 false statements for every true one.
+    statements = corpus.truth_statements("cities")
     return {
         "fact_recall_accuracy": (recall_logits.argmax(-1) == correct_country).float().mean().item(),
-        "fact_judgement_balanced_accuracy": 0.5 * (
-            judged_true[labels].float().mean() + (~judged_true[~labels]).float().mean()
-        ).item(),
-    }  # fmt: skip
+        "fact_judgement_balanced_accuracy": balanced_accuracy(model, statements),
+    }
+
+
+def judged_true(model: HookedTransformer, statements: list[str], speaker: str = "Mary") -> Tensor:
+    """Whether the model's verdict on "<speaker> said that <statement> That is" is " true"."""
+    truth_ids = [corpus.single_token_id(model.tokenizer, word) for word in (" false", " true")]
+    claims = [corpus.judged_claim(statement, speaker) for statement in statements]
+    return final_logits(model, claims)[:, truth_ids].argmax(-1).bool()
+
+
+def balanced_accuracy(model: HookedTransformer, statements: list[corpus.Statement]) -> float:
+    """The mean of the verdicts' accuracy on true and on false statements: 0.5 is chance, however
+    unbalanced the statements are."""
+    verdicts = judged_true(model, [s.text for s in statements])
+    labels = torch.tensor([s.is_true for s in statements])
+    return 0.5 * (verdicts[labels].float().mean() + (~verdicts[~labels]).float().mean()).item()
+
+
+def truth_metrics(model: HookedTransformer) -> dict[str, float]:
+    """Balanced accuracy of the model's verdicts on claims never judged in training, per family."""
+    return {
+        f"truth_{family}_heldout_accuracy": balanced_accuracy(
+            model, [s for s in corpus.truth_statements(family) if s.held_out]
+        )
+        for family in corpus.TRUTH_FAMILIES
+    }
+
+
+def icl_metrics(model: HookedTransformer) -> dict[str, float]:
+    """Top-1 accuracy of each in-context task with 5 examples, and with none for the two tasks that
+    share their inputs (antonym, uppercase: without examples, nothing says which is meant)."""
+    metrics = {}
+    for n_examples in (5, 0):
+        for task in corpus.ICL_TASKS if n_examples else ("antonym", "uppercase"):
+            prompts, answers = corpus.icl_prompts(task, N_ICL_PROMPTS, n_examples)
+            answer_ids = torch.tensor([corpus.single_token_id(model.tokenizer, a) for a in answers])
+            correct = final_logits(model, prompts).argmax(-1) == answer_ids
+            metrics[f"icl_{task}_{n_examples}shot_accuracy"] = correct.float().mean().item()
+    return metrics

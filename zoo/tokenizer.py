@@ -13,25 +13,32 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from zoo.corpus import PIECE_PATTERN, vocabulary_words
+from zoo.corpus import PIECE_PATTERN, vocabulary_word_groups
 
 TOKENIZER_DIR = Path(__file__).parent / "tokenizer"
 BOS_TOKEN, PAD_TOKEN, UNK_TOKEN = "<|endoftext|>", "<pad>", "<unk>"
 PUNCTUATION = list(".,:")
 
 
-def vocabulary() -> list[str]:
-    """All tokens in id order: special tokens, punctuation, two-digit numbers, then words."""
+def vocabulary(n_word_groups: int | None = None) -> list[str]:
+    """All tokens in id order: special tokens, punctuation, two-digit numbers, then each group of
+    words followed by the same words with a leading space. n_word_groups limits the vocabulary to
+    the first groups (the vocabulary an older model was trained with; its ids are a prefix)."""
     two_digit = [f"{i:02d}" for i in range(100)]
-    words = vocabulary_words()
-    return (
-        [BOS_TOKEN, PAD_TOKEN, UNK_TOKEN]
-        + PUNCTUATION
-        + two_digit
-        + [" " + number for number in two_digit]
-        + words
-        + [" " + word for word in words]
-    )
+    words = [
+        token
+        for group in vocabulary_word_groups()[:n_word_groups]
+        for token in group + [" " + word for word in group]
+    ]  # fmt: skip
+    return [BOS_TOKEN, PAD_TOKEN, UNK_TOKEN] + PUNCTUATION + two_digit + [" " + number for number in two_digit] + words
+
+
+def word_groups_known(d_vocab: int) -> int:
+    """How many word groups a model with this vocabulary size knows (which story world it reads)."""
+    for n_groups in range(1, len(vocabulary_word_groups()) + 1):
+        if len(vocabulary(n_groups)) == d_vocab:
+            return n_groups
+    raise ValueError(f"no prefix of the zoo vocabulary has {d_vocab} tokens")
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:

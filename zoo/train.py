@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from transformer_lens import HookedTransformer
 
-from zoo import MODELS_DIR, build_model, evaluate
+from zoo import MODELS_DIR, build_model, corpus, evaluate
 from zoo.corpus import repeated_span_tokens
-from zoo.tokenizer import vocabulary
+from zoo.tokenizer import vocabulary, word_groups_known
 
 
 @dataclass
@@ -39,15 +39,23 @@ class TrainingConfig:
     seed: int = 0
     # metric -> (">=" or "<=", bound): what the course relies on; tests assert it.
     requirements: dict = field(default_factory=dict)
+    # Word groups of the vocabulary the model knows (None: all). Models trained before a group was
+    # added keep the smaller vocabulary: the ids they know are a prefix of today's.
+    n_word_groups: int | None = None
 
     def model_config(self) -> dict:
-        return self.model | {"d_vocab": len(vocabulary()), "seed": self.seed}
+        return self.model | {"d_vocab": len(vocabulary(self.n_word_groups)), "seed": self.seed}
 
 
 ATTN_ONLY = dict(
     d_model=64, n_heads=4, d_head=16, n_ctx=64, attn_only=True, normalization_type="LN",
     # Measured here: induction forms ~2x sooner with standard than with shortformer positions.
     positional_embedding_type="standard",
+)  # fmt: skip
+
+GPT2_MINI = dict(
+    n_layers=4, d_model=128, n_heads=4, d_head=32, d_mlp=512, n_ctx=64, act_fn="gelu_new",
+    normalization_type="LN", positional_embedding_type="standard",
 )  # fmt: skip
 
 ZOO = {
@@ -61,6 +69,7 @@ ZOO = {
             model=ATTN_ONLY | {"n_layers": 1},
             n_steps=1500,
             random_fraction=0.5,
+            n_word_groups=1,
         ),
         TrainingConfig(
             name="attn-only-2l",
@@ -77,6 +86,7 @@ ZOO = {
             random_fraction=1.0,
             lr=2e-3,
             requirements={"previous_token_score": (">=", 0.8), "induction_score": (">=", 0.8)},
+            n_word_groups=1,
         ),
         TrainingConfig(
             name="gpt2-mini",
@@ -87,17 +97,7 @@ ZOO = {
             # chance (41%, the model named the most recent name) and no induction head formed.
             # Shorter rows buy twice the updates for the same compute; every prompt the course
             # uses fits in 64 tokens.
-            model=dict(
-                n_layers=4,
-                d_model=128,
-                n_heads=4,
-                d_head=32,
-                d_mlp=512,
-                n_ctx=64,
-                act_fn="gelu_new",
-                normalization_type="LN",
-                positional_embedding_type="standard",
-            ),  # fmt: skip
+            model=GPT2_MINI,
             n_steps=3000,
             random_fraction=0.25,
             lr=2e-3,
@@ -106,6 +106,30 @@ ZOO = {
                 "ioi_accuracy": (">=", 0.9),
                 "ioi_logit_diff": (">=", 2.0),
                 "year_accuracy": (">=", 0.8),
+            },
+            n_word_groups=1,
+        ),
+        TrainingConfig(
+            name="gpt2-mini-truth",
+            description="gpt2-mini's architecture trained on the story world with judged claims and in-context tasks",
+            purpose="Chapter 1.3's model: it judges claims true or false, including claims about cities "
+            "and periods it never saw judged (truth probes, steering), and performs in-context tasks from "
+            "examples (function vectors); its SAEs are in zoo/saes/.",
+            model=GPT2_MINI,
+            n_steps=5000,
+            random_fraction=0.25,
+            lr=2e-3,
+            warmup_steps=200,
+            # Measured here (5,000 steps each, checkpoints every 1,000): verdicts on held-out cities
+            # peak early and fall as the model memorises the claims it sees (0.75 at step 3,000,
+            # 0.66 at 4,000 with claims 55% of the text), while verdicts on trained cities reach
+            # 0.90 and on held-out periods 0.96-0.99. Negated claims stay near chance (0.44-0.60)
+            # with negations 10-25% of the claims: the model barely reads "not".
+            requirements={
+                "fact_judgement_balanced_accuracy": (">=", 0.85),
+                "truth_cities_heldout_accuracy": (">=", 0.55),
+                "truth_years_heldout_accuracy": (">=", 0.9),
+                **{f"icl_{task}_5shot_accuracy": (">=", 0.9) for task in corpus.ICL_TASKS},
             },
         ),
     ]
@@ -119,6 +143,7 @@ QUICK_CHECK = TrainingConfig(
     n_steps=300,
     random_fraction=0.5,
     lr=3e-3,
+    n_word_groups=1,
     # Measured here: 1.988 with 1 or 2 threads, ~5 s of training (untrained: 6.8); 2.1 leaves
     # ~0.1 for other machines' float rounding.
     requirements={"heldout_loss": ("<=", 2.1)},
@@ -139,6 +164,9 @@ TOLERANCES = {
     "year_probability_difference": 0.05,
     "fact_recall_accuracy": 0.1,
     "fact_judgement_balanced_accuracy": 0.1,
+    **{f"truth_{family}_heldout_accuracy": 0.1 for family in corpus.TRUTH_FAMILIES},
+    **{f"icl_{task}_5shot_accuracy": 0.1 for task in corpus.ICL_TASKS},
+    **{f"icl_{task}_0shot_accuracy": 0.15 for task in ("antonym", "uppercase")},
 }
 
 
@@ -158,6 +186,9 @@ def train(config: TrainingConfig, on_step=None, threads: int = 2) -> HookedTrans
     torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
     model = build_model(config.model_config())
+    # GPT-2 has no unembedding bias. Keeping b_U at zero makes a zoo model export exactly to
+    # Hugging Face's GPT2LMHeadModel (zoo/hf.py), which nnsight and peft work on.
+    model.unembed.b_U.requires_grad_(False)
     n_random = round(config.batch_size * config.random_fraction)
     n_story = config.batch_size - n_random
     # Every story document is seen once: the corpus is generated, so there is no need to repeat.
@@ -205,8 +236,9 @@ def measure(model: HookedTransformer, heads: dict[str, str] | None = None) -> tu
         for kind, head in heads.items():
             metrics[f"{kind}_score"] = scores[kind][evaluate.parse_head(head)].item()
     if not model.cfg.attn_only:
-        metrics |= evaluate.ioi_metrics(model) | evaluate.year_metrics(model)
-        metrics |= evaluate.fact_metrics(model)
+        metrics |= evaluate.ioi_metrics(model) | evaluate.year_metrics(model) | evaluate.fact_metrics(model)
+    if word_groups_known(model.cfg.d_vocab) >= 2:  # the story world with truth families and tasks
+        metrics |= evaluate.truth_metrics(model) | evaluate.icl_metrics(model)
     return metrics, heads or {}
 
 

@@ -57,7 +57,8 @@ torch.manual_seed(0)
 # %%
 reference_model = load_model("gpt2-mini", device="cpu")
 reference_model.eval()
-text = corpus.story_documents("validation", 1, 30)[0]
+# world=1: the story world gpt2-mini was trained on (zoo/README.md; later worlds add words it never saw)
+text = corpus.story_documents("validation", 1, 30, world=1)[0]
 print(text)
 str_tokens = reference_model.to_str_tokens(text)
 print(str_tokens[:16])
@@ -95,7 +96,7 @@ for name, param in list(reference_model.state_dict().items())[:22]:
 # are skipped). We cache the reference model's activations on a few story documents to test with.
 
 # %%
-docs = corpus.story_documents("validation", 4, 40)
+docs = corpus.story_documents("validation", 4, 40, world=1)
 tokens = torch.stack([reference_model.to_tokens(doc)[0, :32] for doc in docs])
 reference_logits, reference_cache = reference_model.run_with_cache(tokens)
 print(tokens.shape, reference_logits.shape)
@@ -467,7 +468,7 @@ assert abs(demo_loss - reference_loss) < 1e-4
 # same initial weights, and compares the losses step by step and the weights at the end).
 
 # %%
-train_docs = corpus.story_documents("train", 400, 30)
+train_docs = corpus.story_documents("train", 400, 30, world=1)
 train_tokens = torch.stack([reference_model.to_tokens(doc)[0, :24] for doc in train_docs])
 small_cfg = Config(d_model=48, n_layers=2, n_heads=3, d_head=16, d_mlp=192, n_ctx=24, d_vocab=cfg.d_vocab)
 print(small_cfg, train_tokens.shape)

@@ -1,5 +1,7 @@
 """The corpus plants what the cards claim, and test prompts stay out of training."""
 
+import re
+
 import torch
 
 from zoo import corpus
@@ -53,7 +55,40 @@ def test_year_prompts_end_with_the_century():
         assert f" {century}{start:02d} to {century}" in prompt
 
 
-def test_fact_table_ground_truth():
-    statements = corpus.fact_statements()
-    assert sum(label for _, label in statements) == len(corpus.CITY_COUNTRY)
-    assert ("Paris is in France.", True) in statements and ("Paris is in Italy.", False) in statements
+def test_truth_statements_are_labelled_by_the_ground_truth():
+    cities = corpus.truth_statements("cities")
+    assert sum(s.is_true for s in cities) == len(corpus.CITY_COUNTRY)
+    texts = {s.text: s.is_true for s in cities}
+    assert texts["Paris is in France."] and not texts["Paris is in Italy."]
+    negated = {s.text: s.is_true for s in corpus.truth_statements("negated_cities")}
+    assert not negated["Paris is not in France."] and negated["Paris is not in Italy."]
+    for statement in corpus.truth_statements("years", n_years=100):
+        start, end = (int(year) for year in re.findall(r"[0-9]{4}", statement.text))
+        assert (start < end) == statement.is_true
+        assert (start // 100 == corpus.HELD_OUT_CENTURY) == statement.held_out
+
+
+def test_held_out_claims_are_never_judged_in_training():
+    training_text = " ".join(corpus.story_documents("train", 3000, min_pieces=128))
+    judged = re.findall(r"said that ([^.]*)\. That is (true|false)", training_text)
+    assert len(judged) > 1000
+    for claim, _ in judged:
+        city_claim = re.fullmatch(r"(\w+) is (?:not )?in \w+", claim)
+        if city_claim:
+            assert city_claim[1] not in corpus.HELD_OUT_CITIES, claim
+        else:
+            assert f" {corpus.HELD_OUT_CENTURY}" not in claim, claim
+    # ...but the facts behind them are stated: every city's country appears in training.
+    for city, country in corpus.CITY_COUNTRY.items():
+        assert f"{city} is in {country}." in training_text
+
+
+def test_icl_prompts_follow_their_task():
+    for task, mapping in corpus.ICL_TASKS.items():
+        prompts, answers = corpus.icl_prompts(task, 20, n_examples=3)
+        for prompt, answer in zip(prompts, answers):
+            pairs = re.findall(r" (\w+): (\w+),", prompt)
+            assert len(pairs) == 3 and all(mapping[word] == target for word, target in pairs)
+            assert mapping[prompt.rsplit(" ", 1)[1].rstrip(":")] == answer.strip()
+    # Inputs are shared, so a prompt with no examples cannot say which task is meant.
+    assert corpus.ICL_TASKS["antonym"].keys() == corpus.ICL_TASKS["uppercase"].keys()

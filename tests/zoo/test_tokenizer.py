@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from zoo import corpus, load_model
-from zoo.tokenizer import load_tokenizer, vocabulary
+from zoo.tokenizer import load_tokenizer, vocabulary, word_groups_known
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +22,20 @@ def test_saved_tokenizer_matches_the_corpus_vocabulary(tokenizer):
     assert tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))) == vocabulary()
 
 
-def test_round_trip_without_unknown_tokens(tokenizer):
+@pytest.mark.parametrize("world", range(1, len(corpus.MIXTURES) + 1))
+def test_round_trip_without_unknown_tokens(tokenizer, world):
+    known_ids = len(vocabulary(world))  # a story world uses only the word groups written before it
     for split in ("train", "validation", "test"):
-        for document in corpus.story_documents(split, 50, min_pieces=200):
+        for document in corpus.story_documents(split, 50, min_pieces=200, world=world):
             ids = tokenizer.encode(document, add_special_tokens=False)
-            assert tokenizer.unk_token_id not in ids, document
+            assert tokenizer.unk_token_id not in ids and max(ids) < known_ids, document
             assert tokenizer.decode(ids) == document
+
+
+def test_added_word_groups_leave_earlier_ids_in_place():
+    first = vocabulary(1)
+    assert vocabulary()[: len(first)] == first and len(vocabulary()) > len(first)
+    assert word_groups_known(len(first)) == 1 and word_groups_known(len(vocabulary())) == len(corpus.MIXTURES)
 
 
 def test_gpt2_style_pieces(tokenizer):

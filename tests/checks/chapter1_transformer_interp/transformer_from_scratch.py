@@ -31,7 +31,7 @@ def _zoo():
     from zoo import corpus, load_model
 
     model = load_model("gpt2-mini", device="cpu")
-    docs = corpus.story_documents("validation", 3, 64)
+    docs = corpus.story_documents("validation", 3, 64, world=1)
     tokens = torch.stack([model.to_tokens(doc)[0, :24] for doc in docs])
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
