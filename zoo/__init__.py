@@ -24,6 +24,12 @@ class ZooOfflineError(OSError):
     """A pretrained model was asked for, but the HuggingFace hub cannot be reached."""
 
 
+def meets(value: float, requirement: tuple[str, float]) -> bool:
+    """Whether a measured metric satisfies a requirement (">=" or "<=", bound) recorded in a metrics.json."""
+    comparison, bound = requirement
+    return value >= bound if comparison == ">=" else value <= bound
+
+
 def list_models() -> list[str]:
     """Names of the zoo models whose weights are in the repository."""
     return sorted(path.parent.name for path in MODELS_DIR.glob("*/model.safetensors"))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from zoo import MODELS_DIR, ZooOfflineError, _hub_reachable
+from zoo import MODELS_DIR, ZooOfflineError, _hub_reachable, meets
 
 SAES_DIR = Path(__file__).parent / "saes"
 HELDOUT_DOCUMENTS = 128  # test-split documents (64 tokens each) the metrics are measured on
@@ -313,11 +313,6 @@ def measure(model, sae, batch_size: int = 32) -> dict[str, float]:
         "ce_loss_zero_ablated": zero,
         "ce_loss_recovered": (zero - spliced) / (zero - clean),
     }
-
-
-def meets(value: float, requirement: tuple[str, float]) -> bool:
-    comparison, bound = requirement
-    return value >= bound if comparison == ">=" else value <= bound
 
 
 def save(sae, spec: SAESpec, train_seconds: float, threads: int) -> dict:

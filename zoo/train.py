@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from transformer_lens import HookedTransformer
 
-from zoo import MODELS_DIR, build_model, corpus, evaluate
+from zoo import MODELS_DIR, build_model, corpus, evaluate, meets
 from zoo.corpus import repeated_span_tokens
 from zoo.tokenizer import vocabulary, word_groups_known
 
@@ -245,11 +245,6 @@ def measure(model: HookedTransformer, heads: dict[str, str] | None = None) -> tu
 def _best_head(scores: torch.Tensor, first_layer: int) -> str:
     layer, head = divmod(int(scores.argmax()), scores.shape[1])
     return f"L{layer + first_layer}H{head}"
-
-
-def meets(value: float, requirement: tuple[str, float]) -> bool:
-    comparison, bound = requirement
-    return value >= bound if comparison == ">=" else value <= bound
 
 
 def save(model: HookedTransformer, config: TrainingConfig, train_seconds: float) -> dict:

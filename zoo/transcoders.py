@@ -399,11 +399,6 @@ def behaviour_metrics(model, transcoders: list[Transcoder]) -> dict[str, float]:
     }
 
 
-def meets(value: float, requirement: tuple[str, float]) -> bool:
-    comparison, bound = requirement
-    return value >= bound if comparison == ">=" else value <= bound
-
-
 def entries(values: dict[str, float], requirements: dict) -> dict[str, dict]:
     """Metric values as metrics.json records them: rounded, with their tolerance and requirement."""
     return {

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo.train import ZOO, measure, meets
+from zoo import meets
+from zoo.train import ZOO, measure
 
 REPO_ROOT = Path(zoo.__file__).parent.parent
 

@@ -2,8 +2,9 @@
 
 import pytest
 
+from zoo import meets
 from zoo.evaluate import heldout_loss
-from zoo.train import QUICK_CHECK, meets, train
+from zoo.train import QUICK_CHECK, train
 
 
 @pytest.mark.slow

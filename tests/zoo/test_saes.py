@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.zoo.test_models import run_python
-from zoo import corpus, saes
+from zoo import corpus, meets, saes
 from zoo.concepts import CONCEPTS, concept_labels, precision_recall, statement_is_true
 from zoo.tokenizer import load_tokenizer
 
@@ -43,7 +43,7 @@ def test_sae_loads_with_saelens_and_measures_its_metrics(name, model):
     for metric, entry in record["metrics"].items():
         assert measured[metric] == pytest.approx(entry["value"], abs=entry["tolerance"]), metric
         if "requirement" in entry:
-            assert saes.meets(measured[metric], entry["requirement"]), (metric, entry["requirement"])
+            assert meets(measured[metric], entry["requirement"]), (metric, entry["requirement"])
 
 
 @pytest.mark.parametrize("name", sorted(saes.SAES))

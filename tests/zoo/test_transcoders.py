@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from zoo import evaluate, load_model
+from zoo import evaluate, load_model, meets
 from zoo import transcoders as tcs
 from zoo.transcoders import Transcoder, load_transcoders, replaced_mlps
 
@@ -93,7 +93,7 @@ def assert_matches(measured: dict, entries: dict):
     for metric, entry in entries.items():
         assert measured[metric] == pytest.approx(entry["value"], abs=entry["tolerance"]), metric
         if "requirement" in entry:
-            assert tcs.meets(measured[metric], entry["requirement"]), (metric, entry["requirement"])
+            assert meets(measured[metric], entry["requirement"]), (metric, entry["requirement"])
 
 
 def assert_measures_record(model, transcoders, record):
@@ -136,6 +136,6 @@ def test_quick_retrain_reaches_its_stated_quality(model):
     measured = tcs.measure(model, trained)
     requirements = tcs.QUICK_CHECK_REQUIREMENTS
     for layer, metrics in measured["layers"].items():
-        assert tcs.meets(metrics["explained_variance"], requirements["explained_variance"]), (layer, metrics)
+        assert meets(metrics["explained_variance"], requirements["explained_variance"]), (layer, metrics)
     recovered = measured["all_layers"]["ce_loss_recovered"]
-    assert tcs.meets(recovered, requirements["all_layers_ce_loss_recovered"]), recovered
+    assert meets(recovered, requirements["all_layers_ce_loss_recovered"]), recovered
