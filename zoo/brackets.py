@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.records import metrics_table, write_record
+
 BRACKETS_DIR = Path(__file__).parent / "brackets" / "classifier"
 
 PAD, START, END, OPEN, CLOSE = 0, 1, 2, 3, 4
@@ -417,14 +419,12 @@ def save_record() -> dict:
         },
         "config": MODEL_CONFIG,
     }
-    (BRACKETS_DIR / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    (BRACKETS_DIR / "CARD.md").write_text(card(record))
+    write_record(BRACKETS_DIR, record, card(record))
     return record
 
 
 def card(record: dict) -> str:
     t, a = record["training"], record["analysis"]
-    rows = "\n".join(f"| {name} | {e['value']} | ± {e['tolerance']} |" for name, e in record["metrics"].items())
     config = ", ".join(f"{k}={v}" for k, v in record["config"].items())
     stages = "; ".join(f"{s['steps']} steps at peak lr {s['lr']} (data seed {s['seed']})" for s in t["stages"])
     return f"""# brackets classifier
@@ -453,9 +453,7 @@ Differences from the REMIX model (Redwood Research, 2022): same shape (3 layers,
 but shorter training and this generator's data; the circuits below are measured, not assumed.
 
 ## Measured
-| metric | value | retrain tolerance |
-|---|---|---|
-{rows}
+{metrics_table(record["metrics"])}
 
 Reference analysis (`zoo.brackets.analyse`, {N_ANALYSIS} strings of seed {ANALYSIS_SEED}):
 - final LayerNorm as an affine map of its input: R^2 {a["ln_fit_r2"]}

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.records import metrics_table, write_record
+
 GROKKING_DIR = Path(__file__).parent / "grokking" / "mod-add"
 
 P = 59
@@ -328,14 +330,12 @@ def save(weights, checkpoints, history, seconds, threads) -> dict:
         },
         "config": MODEL_CONFIG,
     }
-    (GROKKING_DIR / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    (GROKKING_DIR / "CARD.md").write_text(card(record))
+    write_record(GROKKING_DIR, record, card(record))
     return record
 
 
 def card(record: dict) -> str:
     t, ph = record["training"], record["phases"]
-    rows = "\n".join(f"| {name} | {e['value']} | ± {e['tolerance']} |" for name, e in record["metrics"].items())
     config = ", ".join(f"{k}={v}" for k, v in record["config"].items())
     return f"""# grokking mod-add
 
@@ -365,9 +365,7 @@ groks on one CPU thread in minutes.
 Key frequencies of the embedding (share of its squared Fourier norm above
 {KEY_FREQUENCY_SHARE}): **{record["key_frequencies"]}** (a retrain must find the same set).
 
-| metric | value | retrain tolerance |
-|---|---|---|
-{rows}
+{metrics_table(record["metrics"])}
 
 `fraction_of_logit_variance_explained`: share of the variance of the final logits over all pairs
 (each output's mean removed) explained by one term cos(w(a + b - c)) per key frequency w.

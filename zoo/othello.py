@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.records import metrics_table, write_record
+
 OTHELLO_DIR = Path(__file__).parent / "othello" / "gpt-6x6"
 
 SIZE = 6
@@ -424,14 +426,12 @@ def save(model, history, seconds, threads) -> dict:
         },
         "config": MODEL_CONFIG,
     }
-    (OTHELLO_DIR / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    (OTHELLO_DIR / "CARD.md").write_text(card(record))
+    write_record(OTHELLO_DIR, record, card(record))
     return record
 
 
 def card(record: dict) -> str:
     t, p = record["training"], record["probes"]
-    rows = "\n".join(f"| {name} | {e['value']} | ± {e['tolerance']} |" for name, e in record["metrics"].items())
     config = ", ".join(f"{k}={v}" for k, v in record["config"].items())
     layers = "\n".join(f"| {i} | {mt} | {bw} |" for i, (mt, bw) in enumerate(zip(p["mine_theirs"], p["black_white"])))
     return f"""# othello gpt-6x6
@@ -462,9 +462,7 @@ soft legal-move targets (the expected one-hot target), so that it trains on one 
 
 ## Measured (held-out games)
 
-| metric | value | retrain tolerance |
-|---|---|---|
-{rows}
+{metrics_table(record["metrics"])}
 
 `legal_move_accuracy`: share of positions whose top-1 predicted move is legal.
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from zoo import MODELS_DIR, ZooOfflineError, _hub_reachable, meets
+from zoo.records import metrics_table, write_record
 
 SAES_DIR = Path(__file__).parent / "saes"
 HELDOUT_DOCUMENTS = 128  # test-split documents (64 tokens each) the metrics are measured on
@@ -349,17 +350,11 @@ def save(sae, spec: SAESpec, train_seconds: float, threads: int) -> dict:
             "steps": spec.training_tokens // spec.train_batch_size_tokens,
         },
     }
-    (sae_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    (sae_dir / "CARD.md").write_text(card(spec, record))
+    write_record(sae_dir, record, card(spec, record))
     return record
 
 
 def card(spec: SAESpec, record: dict) -> str:
-    metric_rows = "\n".join(
-        f"| {name} | {m['value']} | ± {m['tolerance']} | "
-        f"{' '.join(map(str, m['requirement'])) if 'requirement' in m else ''} |"
-        for name, m in record["metrics"].items()
-    )
     sparsity = f"L1 coefficient {spec.l1_coefficient}" if spec.architecture == "standard" else f"k = {spec.k}"
     training = record["training"]
     return f"""# {spec.name}
@@ -388,9 +383,7 @@ retrain with the same command must land within the tolerance of each value (`mse
 the mean squared activation); `tests/zoo/test_saes.py` asserts the shipped weights do, and that each
 requirement holds.
 
-| metric | value | retrain tolerance | requirement |
-|---|---|---|---|
-{metric_rows}
+{metrics_table(record["metrics"])}
 """
 
 

@@ -21,6 +21,7 @@ from transformer_lens import HookedTransformer
 
 from zoo import MODELS_DIR, build_model, corpus, evaluate, meets
 from zoo.corpus import repeated_span_tokens
+from zoo.records import metrics_table, write_record
 from zoo.tokenizer import vocabulary, word_groups_known
 
 
@@ -272,8 +273,7 @@ def save(model: HookedTransformer, config: TrainingConfig, train_seconds: float)
             "tokens": config.n_steps * config.batch_size * model.cfg.n_ctx,
         },
     }
-    (model_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    (model_dir / "CARD.md").write_text(card(config, record, model))
+    write_record(model_dir, record, card(config, record, model))
     return record
 
 
@@ -294,11 +294,6 @@ def card(config: TrainingConfig, record: dict, model: HookedTransformer) -> str:
     cfg = config.model_config()
     n_params = sum(p.numel() for p in model.parameters())
     architecture = ", ".join(f"{key}={value}" for key, value in cfg.items())
-    metric_rows = "\n".join(
-        f"| {name} | {m['value']} | ± {m['tolerance']} | "
-        f"{' '.join(map(str, m['requirement'])) if 'requirement' in m else ''} |"
-        for name, m in record["metrics"].items()
-    )
     heads = "".join(f"\n- {kind.replace('_', '-')} head: **{head}**" for kind, head in record["heads"].items())
     training = record["training"]
     return f"""# {config.name}
@@ -328,9 +323,7 @@ command must land within the tolerance of each value; `tests/zoo` asserts the sh
 and that each requirement holds.
 {heads}
 
-| metric | value | retrain tolerance | requirement |
-|---|---|---|---|
-{metric_rows}
+{metrics_table(record["metrics"])}
 """
 
 

@@ -48,6 +48,8 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from zoo.records import write_record
+
 TRANSCODERS_DIR = Path(__file__).parent / "transcoders"
 HELDOUT_DOCUMENTS = 128  # test-split documents (64 tokens each) the metrics are measured on
 
@@ -449,8 +451,7 @@ def save(transcoders: list[Transcoder], spec: TranscoderSpec, train_seconds: flo
         }
         | asdict(spec),
     }
-    (directory / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    (directory / "CARD.md").write_text(card(spec, cfg, record))
+    write_record(directory, record, card(spec, cfg, record))
     return record
 
 
