@@ -1,8 +1,9 @@
 """Reference solutions for 2.1 Tabular RL and bandits (after Sutton and Barto, *Reinforcement Learning:
 An Introduction*, 2nd ed., chapters 2, 4 and 6).
 
-Policy evaluation on a known MDP (iteratively, and exactly as a linear system), greedy policy
-improvement, policy iteration, the Q-learning and SARSA updates, and the UCB bandit rule. Arrays are
+Policy evaluation on a known MDP (iteratively, and exactly as a linear system, for deterministic and
+stochastic policies), greedy policy improvement, policy iteration, value iteration, the Q-learning,
+SARSA and Expected SARSA updates, and two bandit rules: UCB and the gradient bandit. Arrays are
 NumPy: T[s, a, s'] is the transition probability, R[s, a, s'] the reward for that transition, and
 `terminal` marks the states whose value is 0 by definition. Importing this module has no side effects.
 """
@@ -110,6 +111,23 @@ def value_iteration(
     return V
 
 
+def policy_eval_stochastic(
+    T: Float[np.ndarray, "s a s"],
+    R: Float[np.ndarray, "s a s"],
+    terminal: Bool[np.ndarray, " s"],
+    pi: Float[np.ndarray, "s a"],
+    gamma: float,
+) -> Float[np.ndarray, " s"]:
+    """The value of a stochastic policy, pi[s, a] the probability of action a in state s, as one linear
+    system (I - gamma P) V = r, where P[s, s'] = sum over a of pi[s, a] T[s, a, s'] and r[s] is the
+    expected reward in s; terminal states get no reward and no successors (their value is 0)."""
+    P = np.einsum("sa,sat->st", pi, T)
+    r = np.einsum("sa,sat,sat->s", pi, T, R)
+    P[terminal] = 0.0
+    r[terminal] = 0.0
+    return np.linalg.solve(np.eye(T.shape[0]) - gamma * P, r)
+
+
 def q_learning_update(
     Q: Float[np.ndarray, "s a"], transition: tuple[int, int, float, int, bool], alpha: float, gamma: float
 ) -> None:
@@ -137,6 +155,28 @@ def sarsa_update(
     Q[s, a] += alpha * (target - Q[s, a])
 
 
+def expected_sarsa_update(
+    Q: Float[np.ndarray, "s a"],
+    transition: tuple[int, int, float, int, bool],
+    alpha: float,
+    gamma: float,
+    epsilon: float,
+) -> None:
+    """One Expected SARSA step on transition (s, a, r, s_next, terminated), in place: Q[s, a] moves a
+    fraction alpha of the way to the target r + gamma * (the mean of Q[s_next, a'] over the actions a'
+    the epsilon-greedy policy would take: each with probability epsilon / n_actions, plus 1 - epsilon
+    for the greedy one, the lowest index among ties), or just r when the episode terminated at s_next."""
+    s, a, r, s_next, terminated = transition
+    if terminated:
+        target = r
+    else:
+        q = Q[s_next]
+        pi = np.full(len(q), epsilon / len(q))
+        pi[q.argmax()] += 1 - epsilon
+        target = r + gamma * pi @ q
+    Q[s, a] += alpha * (target - Q[s, a])
+
+
 def ucb_action(counts: Int[np.ndarray, " k"], values: Float[np.ndarray, " k"], t: int, c: float) -> int:
     """The UCB1 choice at step t (t >= 1 counts this step): an arm never pulled if there is one (the
     lowest index), else the arm maximising values + c * sqrt(ln t / counts), ties to the lowest index."""
@@ -144,3 +184,15 @@ def ucb_action(counts: Int[np.ndarray, " k"], values: Float[np.ndarray, " k"], t
     if len(untried):
         return int(untried[0])
     return int(np.argmax(values + c * np.sqrt(np.log(t) / counts)))
+
+
+def gradient_bandit_update(
+    H: Float[np.ndarray, " k"], action: int, reward: float, baseline: float, alpha: float
+) -> None:
+    """One gradient-bandit step, in place, on the preferences H (the policy is softmax(H)): every arm b
+    moves by alpha * (reward - baseline) * (1[b == action] - softmax(H)[b]), with the softmax of H
+    before the step (computed stably, so that huge preferences do not overflow)."""
+    z = np.exp(H - H.max())
+    pi = z / z.sum()
+    H -= alpha * (reward - baseline) * pi
+    H[action] += alpha * (reward - baseline)

@@ -4,6 +4,10 @@ Policy evaluation, improvement and iteration are checked on two 2-state MDPs sol
 in the comments), on Russell and Norvig's 3 x 4 grid world (whose optimal policy is their Figure
 17.2), and on random MDPs. The TD updates are checked on hand-worked single steps, and UCB on
 hand-worked choices and random bandit states. Arrays are NumPy: messages speak of arrays.
+
+The findings' truths are computed here with the references: the discount at which the grid world's
+cell 10 switches to the long way (by bisection), and the expected return of the best epsilon-greedy
+policy on CliffWalking, whose model is written out below by hand (independently of gymnasium's).
 """
 
 import dataclasses
@@ -12,7 +16,7 @@ import numpy as np
 import torch
 
 from solutions.chapter2_rl import tabular_rl as ref
-from tests.harness import Case, Checker, Exercise, Mismatch, compare, describe
+from tests.harness import Case, Checker, Exercise, Finding, Mismatch, compare, describe, number_within
 
 # ----------------------------------------------------------------------------- small MDPs
 
@@ -277,6 +281,58 @@ def _vi_max_before_expectation(T, R, terminal, gamma, eps=1e-10, max_iterations=
     return _iterate(T, R, terminal, gamma, lambda V: (T * (R + gamma * V)).max(-1).max(-1))
 
 
+# ----------------------------------------------------------------------------- stochastic policies
+
+
+def _stochastic_cases(gen):
+    T, R, terminal = _mdp_a()
+    # Stay or leave with probability 0.5 each: V0 = 0.5 (1 + 0.5 V0) + 0.5 * 10, so 0.75 V0 = 5.5, V0 = 22/3.
+    yield Case((T, R, terminal, np.array([[0.5, 0.5], [1.0, 0.0]]), 0.5), "2 states, a coin flip (worked by hand)",
+               expected=np.array([22 / 3, 0.0]))  # fmt: skip
+    # A deterministic policy written as probabilities: staying forever is worth 2, as before.
+    yield Case((T, R, terminal, np.array([[1.0, 0.0], [0.0, 1.0]]), 0.5), "2 states, one-hot: stay (worked by hand)",
+               expected=np.array([2.0, 0.0]))  # fmt: skip
+    T, R, terminal = _mdp_b()
+    # Expected rewards 0.75 in state 0 and -1.25 in state 1; V0 = 0.75 + 0.25 V0 + 0.25 V1, V1 = -1.25 + 0.5 V0:
+    # V0 = 0.7, V1 = -0.9.
+    yield Case((T, R, terminal, np.full((2, 2), 0.5), 0.5), "2 stochastic states, uniform policy (worked by hand)",
+               expected=np.array([0.7, -0.9]))  # fmt: skip
+    T, R, terminal = _gridworld()
+    yield Case((T, R, terminal, np.full((12, 4), 0.25), 0.9), "the grid world, uniformly random policy")
+    soft = np.full((12, 4), 0.025)
+    soft[np.arange(12), _GRID_OPTIMUM] += 0.9
+    yield Case((T, R, terminal, soft, 0.999), "the grid world, its optimal policy epsilon-greedy (0.1)")
+    for n_states, n_actions, n_terminal in [(5, 3, 1), (8, 4, 2), (20, 2, 0)]:
+        T, R, terminal, _ = _random_mdp(gen, n_states, n_actions, n_terminal)
+        pi = np.random.default_rng(n_states).dirichlet(np.ones(n_actions), size=n_states)
+        yield Case((T, R, terminal, pi, 0.9), f"random MDP, {n_states} states, {n_actions} actions, random policy")
+
+
+def _soft_most_probable_action(T, R, terminal, pi, gamma):
+    return ref.policy_eval_exact(T, R, terminal, pi.argmax(-1), gamma)
+
+
+def _soft_uniform_actions(T, R, terminal, pi, gamma):
+    return ref.policy_eval_stochastic(T, R, terminal, np.full_like(pi, 1 / pi.shape[1]), gamma)
+
+
+def _soft_terminal_not_zeroed(T, R, terminal, pi, gamma):
+    P, r = np.einsum("sa,sat->st", pi, T), np.einsum("sa,sat,sat->s", pi, T, R)
+    return np.linalg.solve(np.eye(len(r)) - gamma * P, r)
+
+
+def _soft_unweighted_reward(T, R, terminal, pi, gamma):
+    P, r = np.einsum("sa,sat->st", pi, T), (pi * R.mean(-1)).sum(-1)
+    P[terminal], r[terminal] = 0.0, 0.0
+    return np.linalg.solve(np.eye(len(r)) - gamma * P, r)
+
+
+def _soft_transposed(T, R, terminal, pi, gamma):
+    P, r = np.einsum("sa,sat->st", pi, T), np.einsum("sa,sat,sat->s", pi, T, R)
+    P[terminal], r[terminal] = 0.0, 0.0
+    return np.linalg.solve(np.eye(len(r)) - gamma * P.T, r)
+
+
 # ----------------------------------------------------------------------------- TD updates
 
 
@@ -339,6 +395,173 @@ def _sarsa_bootstraps_terminal(Q, transition, a_next, alpha, gamma):
 def _sarsa_same_action(Q, transition, a_next, alpha, gamma):
     s, a, r, s_next, terminated = transition
     Q[s, a] += alpha * ((r if terminated else r + gamma * Q[s_next, a]) - Q[s, a])
+
+
+def _expected_sarsa_cases(gen):
+    Q = np.array([[0.0, 0.0], [1.0, 3.0]])
+    # epsilon 0.2 over 2 actions: the greedy action 1 has probability 0.1 + 0.8 = 0.9, action 0 0.1, so the
+    # expectation is 0.1 * 1 + 0.9 * 3 = 2.8; target 2 + 0.9 * 2.8 = 4.52, so Q[0, 1] = 0.5 * 4.52 = 2.26.
+    expected = Q.copy()
+    expected[0, 1] = 2.26
+    yield Case((Q.copy(), (0, 1, 2.0, 1, False), 0.5, 0.9, 0.2), "one step, worked by hand", expected=expected)
+    # Terminated: the target is the reward alone, 2, so Q[0, 1] = 1.
+    expected = Q.copy()
+    expected[0, 1] = 1.0
+    yield Case((Q.copy(), (0, 1, 2.0, 1, True), 0.5, 0.9, 0.2), "a terminating step, worked by hand",
+               expected=expected)  # fmt: skip
+    # 3 actions, epsilon 0.3: the greedy action 2 (value 4) has probability 0.1 + 0.7 = 0.8; the expectation is
+    # 0.1 * 0 + 0.1 * 1 + 0.8 * 4 = 3.3; target -1 + 3.3 = 2.3, and Q[0, 0] = 1 + 0.5 * (2.3 - 1) = 1.65.
+    Q = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 4.0]])
+    expected = Q.copy()
+    expected[0, 0] = 1.65
+    yield Case((Q.copy(), (0, 0, -1.0, 1, False), 0.5, 1.0, 0.3), "3 actions, worked by hand", expected=expected)
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    for i, epsilon in enumerate([0.1, 0.5, 0.0, 1.0, 0.1]):
+        Q = rng.normal(size=(6, 4))
+        s, s_next = rng.integers(6, size=2)
+        step = (int(s), int(rng.integers(4)), float(rng.normal()), int(s_next), bool(i == 4))
+        yield Case((Q, step, 0.3, 0.95, epsilon), f"random Q, epsilon {epsilon}{' (terminated)' * (i == 4)}")
+    Q = rng.normal(size=(3, 2))
+    yield Case((Q, (2, 0, -1.0, 2, False), 0.1, 1.0, 0.2), "a self-transition, s_next = s")
+
+
+def _expected_sarsa_with(probabilities):
+    def update(Q, transition, alpha, gamma, epsilon):
+        s, a, r, s_next, terminated = transition
+        target = r if terminated else r + gamma * probabilities(Q[s_next], epsilon) @ Q[s_next]
+        Q[s, a] += alpha * (target - Q[s, a])
+
+    return update
+
+
+def _greedy_share_forgotten(q, epsilon):
+    pi = np.full(len(q), epsilon / len(q))
+    pi[q.argmax()] = 1 - epsilon
+    return pi
+
+
+def _explores_only_other_actions(q, epsilon):
+    pi = np.full(len(q), epsilon / (len(q) - 1))
+    pi[q.argmax()] = 1 - epsilon
+    return pi
+
+
+def _expected_sarsa_bootstraps_terminal(Q, transition, alpha, gamma, epsilon):
+    s, a, r, s_next, terminated = transition
+    ref.expected_sarsa_update(Q, (s, a, r, s_next, False), alpha, gamma, epsilon)
+
+
+def _expected_sarsa_from_s(Q, transition, alpha, gamma, epsilon):
+    s, a, r, s_next, terminated = transition
+    ref.expected_sarsa_update(Q, (s, a, r, s, terminated), alpha, gamma, epsilon)
+
+
+# ----------------------------------------------------------------------------- gradient bandit
+
+
+def _gradient_cases(gen):
+    # Equal preferences: pi = (0.5, 0.5); the chosen arm gains 0.5 * 1 * (1 - 0.5), the other loses 0.5 * 1 * 0.5.
+    yield Case((np.zeros(2), 0, 1.0, 0.0, 0.5), "2 arms, equal preferences (worked by hand)",
+               expected=np.array([0.25, -0.25]))  # fmt: skip
+    # H = (ln 3, 0): pi = (0.75, 0.25); arm 1 pays 1 above the baseline: H0 loses 0.4 * 0.75, H1 gains 0.4 * 0.75.
+    yield Case((np.array([np.log(3), 0.0]), 1, 2.0, 1.0, 0.4), "2 arms, pi = (0.75, 0.25) (worked by hand)",
+               expected=np.array([np.log(3) - 0.3, 0.3]))  # fmt: skip
+    # A reward 3 below the baseline: the chosen arm loses 0.1 * 3 * (2/3) = 0.2, the others gain 0.1 * 3 / 3 = 0.1.
+    yield Case((np.zeros(3), 2, 0.0, 3.0, 0.1), "3 arms, a reward below the baseline (worked by hand)",
+               expected=np.array([0.1, 0.1, -0.2]))  # fmt: skip
+    # pi = (1, 0, 0) up to e^-1000: the chosen arm already has all the probability, so nothing moves.
+    yield Case((np.array([1000.0, 0.0, -1000.0]), 0, 1.0, 0.0, 0.1), "huge preferences (worked by hand)",
+               expected=np.array([1000.0, 0.0, -1000.0]))  # fmt: skip
+    yield Case((np.array([5.0, 5.0, 5.0]), 1, 0.5, 0.5, 0.3), "the reward equals the baseline: no change",
+               expected=np.array([5.0, 5.0, 5.0]))  # fmt: skip
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    for i in range(6):
+        H = rng.normal(size=10) * [0.5, 3.0][i % 2]
+        step = (int(rng.integers(10)), float(rng.normal() + 4), float(rng.normal() + 4), [0.1, 0.4][i % 2])
+        yield Case((H, *step), f"random preferences {i}, 10 arms")
+
+
+def _softmax(H):
+    z = np.exp(H - H.max())
+    return z / z.sum()
+
+
+def _gradient_no_baseline(H, action, reward, baseline, alpha):
+    ref.gradient_bandit_update(H, action, reward, 0.0, alpha)
+
+
+def _gradient_only_chosen_arm(H, action, reward, baseline, alpha):
+    H[action] += alpha * (reward - baseline) * (1 - _softmax(H)[action])
+
+
+def _gradient_softmax_after_step(H, action, reward, baseline, alpha):
+    H[action] += alpha * (reward - baseline) * (1 - _softmax(H)[action])
+    pi = _softmax(H)
+    others = np.arange(len(H)) != action
+    H[others] -= alpha * (reward - baseline) * pi[others]
+
+
+def _gradient_naive_softmax(H, action, reward, baseline, alpha):
+    with np.errstate(over="ignore", invalid="ignore"):
+        pi = np.exp(H) / np.exp(H).sum()
+    H -= alpha * (reward - baseline) * pi
+    H[action] += alpha * (reward - baseline)
+
+
+def _gradient_others_up(H, action, reward, baseline, alpha):
+    pi = _softmax(H)
+    H += alpha * (reward - baseline) * pi
+    H[action] += alpha * (reward - baseline) * (1 - 2 * pi[action])
+
+
+# ----------------------------------------------------------------------------- findings
+
+
+def _gamma_switch():
+    """The smallest discount at which the grid world's cell 10 takes the long way (left), by bisection: up at
+    0.99, left at 0.999 (the notebook shows both)."""
+    T, R, terminal = _gridworld()
+    low, high = 0.99, 0.999
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (low, middle) if ref.find_optimal_policy(T, R, terminal, middle)[10] == 3 else (middle, high)
+    return high
+
+
+def _cliff_walking():
+    """Sutton and Barto's Example 6.6 on a 4 x 12 grid, written out by hand: each step costs 1, moves off the
+    grid stay put, entering the cliff (row 3, columns 1 to 10) costs 100 and returns to the start (36),
+    and entering the goal (47) ends the episode."""
+    n = 48
+    T, R = np.zeros((n, 4, n)), np.full((n, 4, n), -1.0)
+    moves = [(-1, 0), (0, 1), (1, 0), (0, -1)]
+    for s in range(n):
+        for a in range(4):
+            r, c = divmod(s, 12)
+            r2, c2 = min(max(r + moves[a][0], 0), 3), min(max(c + moves[a][1], 0), 11)
+            if r2 == 3 and 1 <= c2 <= 10:
+                T[s, a, 36], R[s, a, 36] = 1.0, -100.0
+            else:
+                T[s, a, r2 * 12 + c2] = 1.0
+    terminal = np.zeros(n, dtype=bool)
+    terminal[47] = True
+    return T, R, terminal
+
+
+def _best_soft_return(epsilon=0.1):
+    """Policy iteration over epsilon-greedy policies (evaluate the softened policy exactly, improve greedily)
+    from always-up; the start's value of the final epsilon-greedy policy."""
+    T, R, terminal = _cliff_walking()
+    policy = np.zeros(48, dtype=int)
+    for _ in range(100):
+        pi = np.full((48, 4), epsilon / 4)
+        pi[np.arange(48), policy] += 1 - epsilon
+        V = ref.policy_eval_stochastic(T, R, terminal, pi, 1.0)
+        improved = ref.policy_improvement(T, R, terminal, V, 1.0)
+        if np.array_equal(improved, policy):
+            break
+        policy = improved
+    return float(V[36])
 
 
 # ----------------------------------------------------------------------------- UCB
@@ -468,6 +691,16 @@ _EXERCISES = [
                "the max over next states inside the expectation": _vi_max_before_expectation},
     ),
     Exercise(
+        ref.policy_eval_stochastic, _stochastic_cases,
+        hint="Average T and the expected rewards over actions with the weights pi[s, a] (np.einsum does it in one "
+             "line each), zero the terminal rows, then solve (I - gamma P) V = r as before.",
+        wrong={"the most probable action only, as a deterministic policy": _soft_most_probable_action,
+               "actions weighted equally, not by pi": _soft_uniform_actions,
+               "terminal states not zeroed": _soft_terminal_not_zeroed,
+               "rewards averaged over next states, not weighted by T": _soft_unweighted_reward,
+               "P transposed": _soft_transposed},
+    ),
+    Exercise(
         ref.q_learning_update, lambda gen: _td_cases(gen, sarsa=False), run=_run_update,
         hint="Change Q[s, a] in place and return nothing. The target bootstraps from the best action in s_next, "
              "unless the episode terminated there.",
@@ -483,11 +716,58 @@ _EXERCISES = [
                "bootstraps from a, not a_next": _sarsa_same_action},
     ),
     Exercise(
+        ref.expected_sarsa_update, _expected_sarsa_cases, run=_run_update,
+        hint="Change Q[s, a] in place. The target bootstraps from the mean of Q[s_next] under the epsilon-greedy "
+             "probabilities: epsilon / n_actions each, plus 1 - epsilon on the greedy action; no bootstrap after "
+             "a terminal step.",
+        wrong={"the greedy action gets 1 - epsilon, not 1 - epsilon + epsilon / n": _expected_sarsa_with(
+                   _greedy_share_forgotten),
+               "exploration spread over the other actions only": _expected_sarsa_with(_explores_only_other_actions),
+               "the max over next actions (that is Q-learning)": lambda Q, t, alpha, gamma, epsilon:
+                   ref.q_learning_update(Q, t, alpha, gamma),
+               "the plain mean over next actions (a uniformly random policy)": _expected_sarsa_with(
+                   lambda q, epsilon: np.full(len(q), 1 / len(q))),
+               "bootstraps from a terminal state": _expected_sarsa_bootstraps_terminal,
+               "the expectation over Q[s], not Q[s_next]": _expected_sarsa_from_s},
+    ),
+    Exercise(
         ref.ucb_action, _ucb_cases,
         hint="First any arm with count 0 (np.flatnonzero gives them in order); otherwise the bonus is "
              "c * sqrt(ln t / count), and np.argmax breaks ties towards the lowest index. Return an int.",
         wrong={"no log: sqrt(t / counts)": _ucb_no_log, "log of the counts over t": _ucb_log_of_counts,
                "c inside the square root": _ucb_c_inside, "greedy: no exploration bonus": _ucb_greedy},
+    ),
+    Exercise(
+        ref.gradient_bandit_update, _gradient_cases, run=_run_update,
+        hint="Change H in place. Take the softmax of H before changing anything (subtract the max first); every "
+             "arm moves by alpha (reward - baseline) times (1 for the chosen arm, else 0) minus its probability.",
+        wrong={"no baseline: the reward alone": _gradient_no_baseline,
+               "only the chosen arm updated": _gradient_only_chosen_arm,
+               "the softmax recomputed after the chosen arm's step": _gradient_softmax_after_step,
+               "softmax without subtracting the max (overflows on huge preferences)": _gradient_naive_softmax,
+               "the other arms pushed up, not down": _gradient_others_up},
+    ),
+]  # fmt: skip
+
+_FINDINGS = [
+    Finding(
+        "gamma_switch", truth=_gamma_switch, grade=number_within(2e-4, "smallest discount for the long way"),
+        hint="Cell 10 goes up at gamma 0.99 and left at 0.999: bisect between them with find_optimal_policy, "
+             "keeping the interval's end where it goes left.",
+        wrong={"the lower of the two discounts shown": 0.99, "the higher one": 0.999, "halfway between them": 0.9945,
+               "where cell 9 switches, not cell 10": 0.95, "where cell 11 switches": 0.65,
+               "1 - gamma, not gamma": 0.006},
+    ),
+    Finding(
+        "best_soft_return", truth=_best_soft_return, grade=number_within(0.01, "expected return from the start"),
+        hint="Policy iteration as in Part 1, but evaluate soften(policy, 0.1) with policy_eval_stochastic on the "
+             "CliffWalking model (gamma 1) and improve with policy_improvement; read the value of state 36.",
+        wrong={"the optimal path without exploration (13 steps)": -13.0,
+               "the middle row without exploration (15 steps)": -15.0,
+               "the top row without exploration (17 steps)": -17.0,
+               "a return, not a cost: the sign flipped": 20.708,
+               "the path along the cliff, explored at epsilon 0.1": -51.81,
+               "the top row, explored at epsilon 0.1": -22.27},
     ),
 ]  # fmt: skip
 
@@ -497,5 +777,6 @@ check = Checker(
     [
         dataclasses.replace(e, cases=_as_tensors(e.cases), run=e.run or _run, arrays=True, compare=_compare_arrays)
         for e in _EXERCISES
-    ],
+    ]
+    + _FINDINGS,
 )
