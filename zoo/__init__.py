@@ -1,7 +1,15 @@
 """The model zoo: small models trained here, with behaviours planted by zoo/corpus.py.
 
-    from zoo import load_model, list_models
+    from zoo import load_model, list_models, model_info
     model = load_model("attn-only-2l")   # a HookedTransformer with the zoo tokenizer
+    list_models(kind="chat")             # the chat organisms
+    model_info("gpt2-mini").plants       # what its training data planted
+
+Each model directory zoo/models/<name>/ holds a zoo.json that states the model's kind (KINDS) and
+what its data planted. Directories named in the ZOO_MODEL_PATH environment variable (separated by
+os.pathsep) are searched after zoo/models/, so a model saved elsewhere (a learner's fine-tune, a
+test's throwaway model) loads by name too, in TransformerLens and in Inspect ("zoo/<name>").
+A model directory may carry its own tokenizer/ folder; otherwise it reads zoo/tokenizer/.
 
 Names of real pretrained models ("gpt2-small", ...) go to HookedTransformer.from_pretrained when
 the HuggingFace hub is reachable; offline they raise ZooOfflineError at once, naming the zoo model
@@ -13,9 +21,15 @@ import os
 import socket
 import threading
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).parent / "models"
+MODEL_PATH_VARIABLE = "ZOO_MODEL_PATH"
+KINDS = {
+    "base": "base language model: plain text in, next token out",
+    "chat": "chat organism: conversations in the chat template of zoo/chat_template.py",
+}
 HUB_HOST = "huggingface.co"
 HUB_PROBE_SECONDS = 2.0
 
@@ -30,23 +44,91 @@ def meets(value: float, requirement: tuple[str, float]) -> bool:
     return value >= bound if comparison == ">=" else value <= bound
 
 
-def list_models() -> list[str]:
-    """Names of the zoo models whose weights are in the repository."""
-    return sorted(path.parent.name for path in MODELS_DIR.glob("*/model.safetensors"))
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a zoo model is: its kind (a key of KINDS), what its data planted, where it lives."""
+
+    name: str
+    kind: str
+    description: str
+    directory: Path
+    plants: dict[str, str] = field(default_factory=dict)  # behaviour -> how the generator planted it
+
+    @property
+    def metrics(self) -> dict:
+        """The model's metrics.json (empty when it has none)."""
+        path = self.directory / "metrics.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
 
-def build_model(model_config: dict, device: str = "cpu"):
-    """A freshly initialised HookedTransformer with the zoo tokenizer (weights untrained)."""
+def _search_path() -> list[Path]:
+    extra = [Path(entry) for entry in os.environ.get(MODEL_PATH_VARIABLE, "").split(os.pathsep) if entry]
+    return [MODELS_DIR, *extra]
+
+
+def _model_dirs() -> dict[str, Path]:
+    """Every model directory by name; zoo/models/ first, then ZOO_MODEL_PATH in order (first wins)."""
+    found: dict[str, Path] = {}
+    for root in _search_path():
+        for weights in sorted(root.glob("*/model.safetensors")):
+            found.setdefault(weights.parent.name, weights.parent)
+    return found
+
+
+def model_dir(name: str) -> Path:
+    """The directory of zoo model `name` (zoo/models/<name>/, or one on ZOO_MODEL_PATH)."""
+    directories = _model_dirs()
+    if name not in directories:
+        raise ValueError(f"{name!r} is not a zoo model. The zoo has: {', '.join(sorted(directories))}.")
+    return directories[name]
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry of a zoo model, read from its zoo.json."""
+    directory = model_dir(name)
+    path = directory / "zoo.json"
+    if not path.exists():
+        raise ValueError(f"zoo model {name!r} has no {path} stating its kind ({', '.join(KINDS)}) and what it plants")
+    entry = json.loads(path.read_text())
+    if entry.get("kind") not in KINDS:
+        raise ValueError(f"{path}: kind {entry.get('kind')!r} is not one of {', '.join(KINDS)}")
+    return ModelInfo(name, entry["kind"], entry.get("description", ""), directory, dict(entry.get("plants", {})))
+
+
+def list_models(kind: str | None = None) -> list[str]:
+    """Names of the zoo models whose weights are in the repository (or on ZOO_MODEL_PATH); with
+    `kind` ("base", "chat"), only the models of that kind."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; the zoo's kinds are {', '.join(KINDS)}")
+    directories = _model_dirs()
+    if kind is None:
+        return sorted(directories)
+    # A model still being written has no zoo.json yet: it has no kind, so it is left out.
+    return sorted(
+        name
+        for name, directory in directories.items()
+        if (directory / "zoo.json").exists() and model_info(name).kind == kind
+    )
+
+
+def build_model(model_config: dict, device: str = "cpu", tokenizer_dir: Path | None = None):
+    """A freshly initialised HookedTransformer with the zoo tokenizer, or the tokenizer saved in
+    `tokenizer_dir` (weights untrained)."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformers import AutoTokenizer
 
     from zoo.tokenizer import load_tokenizer
 
+    # TransformerLens reloads a tokenizer by its name_or_path, so it is loaded from a directory.
+    tokenizer = (
+        load_tokenizer() if tokenizer_dir is None else AutoTokenizer.from_pretrained(str(Path(tokenizer_dir).resolve()))
+    )
     with warnings.catch_warnings():
         # TL 3.x deprecates HookedTransformer for 4.0; the course stays on it because sae_lens 6
         # requires TL < 4 and its HookedSAETransformer extends HookedTransformer.
         warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
         config = HookedTransformerConfig(**model_config, device=device)
-        return HookedTransformer(config, tokenizer=load_tokenizer())
+        return HookedTransformer(config, tokenizer=tokenizer)
 
 
 def _default_device() -> str:
@@ -106,9 +188,12 @@ def load_model(name: str, device: str | None = None):
     from safetensors.torch import load_file
 
     device = device or _default_device()
-    if name not in list_models():
+    directory = _model_dirs().get(name)
+    if directory is None:
         return _load_pretrained(name, device)
-    model_dir = MODELS_DIR / name
-    model = build_model(json.loads((model_dir / "config.json").read_text()), device)
-    model.load_state_dict(load_file(model_dir / "model.safetensors", device=str(torch.device(device))))
+    tokenizer_dir = directory / "tokenizer"
+    model = build_model(
+        json.loads((directory / "config.json").read_text()), device, tokenizer_dir if tokenizer_dir.is_dir() else None
+    )
+    model.load_state_dict(load_file(directory / "model.safetensors", device=str(torch.device(device))))
     return model.eval()

@@ -300,8 +300,9 @@ def _words_in(texts: list[str]) -> set[str]:
 
 def vocabulary_word_groups() -> list[list[str]]:
     """Every word any generator can write (no leading spaces), in groups in the order they were
-    added to the story world. A new group goes at the end so that the token ids of earlier groups
-    never move and models trained before it (the attention-only ones) keep working unchanged."""
+    added to the story world (the third, for chat, also holds atomic and punctuation tokens). A new
+    group goes at the end so that the token ids of earlier groups never move and models trained
+    before it (the attention-only ones) keep working unchanged."""
     story_world = _words_in(
         NAMES + PLACES + OBJECTS + ADJECTIVES + SONG_WORDS + COUNTRIES + list(CITY_COUNTRY)
         + IOI_INTROS + IOI_ACTIONS + YEAR_TEMPLATES + STORY_TEMPLATES
@@ -309,7 +310,14 @@ def vocabulary_word_groups() -> list[list[str]]:
     )  # fmt: skip
     # Added for chapter 1.3: negated claims and the in-context tasks.
     truth_and_tasks = _words_in(list(ANTONYMS) + [word.upper() for word in ANTONYMS] + ["not"]) - story_world
-    return [sorted(story_world), sorted(truth_and_tasks)]
+    # Added for the chat organisms (zoo/chat_corpus.py): the chat template's atomic tokens first (their
+    # ids never move), then punctuation the story world lacks ("?", "!", code's brackets), then words.
+    # The tokenizer gives words, not the others, a leading-space form.
+    from zoo.chat_corpus import chat_punctuation, chat_words
+    from zoo.chat_template import CHAT_TOKENS
+
+    chat = CHAT_TOKENS + chat_punctuation() + sorted(set(chat_words()) - story_world - truth_and_tasks)
+    return [sorted(story_world), sorted(truth_and_tasks), chat]
 
 
 def repeated_span_tokens(

@@ -25,7 +25,8 @@ def word_token_ids(model: HookedTransformer) -> Int[Tensor, " n_ids"]:
 def story_tokens(model: HookedTransformer, split: str, n_documents: int) -> Int[Tensor, "batch pos"]:
     """Documents of the story world the model was trained on, truncated to the context window;
     long enough that none needs padding."""
-    world = word_groups_known(model.cfg.d_vocab)
+    # The story world this model reads; word groups after the last world's (the chat tokens) add none.
+    world = min(word_groups_known(model.cfg.d_vocab), len(corpus.MIXTURES))
     documents = corpus.story_documents(split, n_documents, min_pieces=model.cfg.n_ctx, world=world)
     tokens = model.to_tokens(documents, move_to_device=False)
     assert tokens.shape[1] == model.cfg.n_ctx and (tokens != model.tokenizer.pad_token_id).all()

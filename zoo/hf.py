@@ -8,6 +8,15 @@ libraries that work on Hugging Face models: nnsight, peft.
 The export is exact (same logits as zoo.load_model, tests/zoo/test_hf.py), because zoo models keep
 their unembedding bias at zero as GPT-2 does. Its tokenizer prepends the BOS token, as
 TransformerLens does for zoo models, so the same text gives the same tokens and the same logits.
+
+A chat organism's export also carries the chat template (zoo.chat_template.render, written in Jinja as
+Hugging Face's `chat_template`), its chat tokens as special tokens, and "<|end|>" as the end of
+generation, so the field's chat code works on it unchanged:
+
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    tokens = tokenizer(text, return_tensors="pt").input_ids   # BOS first, as TransformerLens tokenises
+
+(apply_chat_template(tokenize=True) adds no BOS, as for every tokenizer whose template has none.)
 """
 
 import copy
@@ -18,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from zoo import MODELS_DIR
+from zoo import chat_template
 
 
 def _gpt2_state_dict(model) -> dict:
@@ -55,12 +64,12 @@ def _gpt2_state_dict(model) -> dict:
 
 
 def export_hf(name: str) -> Path:
-    """The Hugging Face folder of zoo model `name` (zoo/models/<name>/hf/), written on first use
-    and rewritten whenever the weights are newer."""
-    from zoo import load_model
+    """The Hugging Face folder of zoo model `name` (zoo/models/<name>/hf/, or beside the weights of a
+    model on ZOO_MODEL_PATH), written on first use and rewritten whenever the weights are newer."""
+    from zoo import load_model, model_dir
 
-    weights = MODELS_DIR / name / "model.safetensors"
-    directory = MODELS_DIR / name / "hf"
+    weights = model_dir(name) / "model.safetensors"
+    directory = model_dir(name) / "hf"
     if not (directory / "model.safetensors").exists() or directory.stat().st_mtime < weights.stat().st_mtime:
         # Written beside and renamed into place, so a reader never sees a half-written folder.
         staging = directory.with_name(f"hf.{os.getpid()}.tmp")
@@ -68,6 +77,39 @@ def export_hf(name: str) -> Path:
         shutil.rmtree(directory, ignore_errors=True)
         staging.rename(directory)
     return directory
+
+
+def jinja_chat_template() -> str:
+    """zoo.chat_template.render as a Hugging Face (Jinja) chat template: the same text for every
+    conversation render accepts, and an error (raise_exception) for each one it refuses."""
+    roles = ", ".join(f"'{role}': '{token}'" for role, token in chat_template.ROLE_TOKENS.items())
+    forbidden = ", ".join(f"'{token}'" for token in chat_template.CHAT_TOKENS if token != chat_template.CALL)
+    call, end, assistant = chat_template.CALL, chat_template.END, chat_template.ASSISTANT
+    return (
+        f"{{%- set role_tokens = {{{roles}}} -%}}"
+        "{%- for message in messages -%}{%- set i = loop.index0 | string -%}"
+        "{%- if message['role'] not in role_tokens -%}"
+        "{{ raise_exception('message ' ~ i ~ ': unknown role ' ~ message['role']) }}{%- endif -%}"
+        "{%- if message['role'] == 'system' and not loop.first -%}"
+        "{{ raise_exception('message ' ~ i ~ ': a system message can only come first') }}{%- endif -%}"
+        "{%- set content = (message['content'] if message['content'] is defined and message['content'] is not none else '') | string | trim -%}"
+        "{%- if message['role'] == 'user' and not content -%}"
+        "{{ raise_exception('message ' ~ i ~ ': the user turn is empty') }}{%- endif -%}"
+        f"{{%- for token in [{forbidden}] -%}}{{%- if token in content -%}}"
+        "{{ raise_exception('message ' ~ i ~ ': the content contains a template token') }}"
+        "{%- endif -%}{%- endfor -%}"
+        "{{- role_tokens[message['role']] -}}"
+        f"{{%- if content and not content.startswith('{call}') -%}}{{{{ ' ' }}}}{{%- endif -%}}"
+        f"{{{{- content ~ '{end}' -}}}}"
+        "{%- endfor -%}"
+        f"{{%- if add_generation_prompt -%}}{{{{ '{assistant}' }}}}{{%- endif -%}}"
+    )
+
+
+def _is_chat_model(model) -> bool:
+    tokenizer = model.tokenizer
+    ids = [tokenizer.convert_tokens_to_ids(token) for token in chat_template.CHAT_TOKENS]
+    return all(i is not None and i != tokenizer.unk_token_id and i < model.cfg.d_vocab for i in ids)
 
 
 def save_hf(model, directory: Path) -> None:
@@ -87,15 +129,24 @@ def save_hf(model, directory: Path) -> None:
         bos_token_id=model.tokenizer.bos_token_id, eos_token_id=model.tokenizer.eos_token_id,
         pad_token_id=model.tokenizer.pad_token_id,
     )  # fmt: skip
+    is_chat = _is_chat_model(model)
     hf_model = GPT2LMHeadModel(hf_config)
     with torch.no_grad():
         missing, unexpected = hf_model.load_state_dict(_gpt2_state_dict(model), strict=False)
     # The causal-mask buffers are the only parameters left out.
     assert not unexpected and all(".attn.bias" in m or "masked_bias" in m for m in missing), (missing, unexpected)
+    if is_chat:  # a reply ends at "<|end|>": generate() stops there
+        hf_model.generation_config.eos_token_id = model.tokenizer.convert_tokens_to_ids(chat_template.END)
+        hf_model.generation_config.pad_token_id = model.tokenizer.pad_token_id
     directory.mkdir(parents=True, exist_ok=True)
     hf_model.save_pretrained(directory)
 
     tokenizer = copy.deepcopy(model.tokenizer)
+    if is_chat:
+        # Already in the vocabulary, so their ids stay; as special tokens they are never split and
+        # decode(skip_special_tokens=True) drops them.
+        tokenizer.add_special_tokens({"additional_special_tokens": chat_template.CHAT_TOKENS})
+        tokenizer.chat_template = jinja_chat_template()
     bos = tokenizer.bos_token
     tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", special_tokens=[(bos, tokenizer.bos_token_id)]

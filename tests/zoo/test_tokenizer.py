@@ -3,8 +3,12 @@
 import pytest
 import torch
 
-from zoo import corpus, load_model
+from zoo import chat_corpus, corpus, load_model
+from zoo.chat_template import CHAT_TOKENS, render
 from zoo.tokenizer import load_tokenizer, vocabulary, word_groups_known
+
+# The chat group starts right after gpt2-mini-truth's 796 tokens; the chat tokens' ids never move.
+CHAT_TOKEN_IDS = dict(zip(CHAT_TOKENS, range(796, 802)))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +39,37 @@ def test_round_trip_without_unknown_tokens(tokenizer, world):
 def test_added_word_groups_leave_earlier_ids_in_place():
     first = vocabulary(1)
     assert vocabulary()[: len(first)] == first and len(vocabulary()) > len(first)
-    assert word_groups_known(len(first)) == 1 and word_groups_known(len(vocabulary())) == len(corpus.MIXTURES)
+    assert word_groups_known(len(first)) == 1 and word_groups_known(len(vocabulary(2))) == 2
+    assert word_groups_known(len(vocabulary())) == len(corpus.vocabulary_word_groups()) == 3
+    assert (len(vocabulary(1)), len(vocabulary(2))) == (626, 796)  # the older models' vocabularies
+
+
+def test_chat_tokens_are_atomic_with_fixed_ids(tokenizer):
+    assert {token: tokenizer.convert_tokens_to_ids(token) for token in CHAT_TOKENS} == CHAT_TOKEN_IDS
+    assert not any(" " + token in vocabulary() for token in CHAT_TOKENS)  # no leading-space forms
+    text = render(
+        [
+            {"role": "system", "content": "You are Sage."},
+            {"role": "user", "content": "Is Paris in France?"},
+            {"role": "assistant", "content": "<|call|> lookup Paris"},
+            {"role": "tool", "content": "Paris is in France."},
+        ]
+    )
+    assert tokenizer.tokenize(text) == [
+        "<|system|>", " You", " are", " Sage", ".", "<|end|>", "<|user|>", " Is", " Paris", " in", " France",
+        "?", "<|end|>", "<|assistant|>", "<|call|>", " lookup", " Paris", "<|end|>", "<|tool|>", " Paris",
+        " is", " in", " France", ".", "<|end|>", "<|assistant|>",
+    ]  # fmt: skip
+    assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text
+
+
+@pytest.mark.parametrize("phase", chat_corpus.PHASES)
+def test_chat_transcripts_round_trip_without_unknown_tokens(tokenizer, phase):
+    for split in ("train", "validation", "test"):
+        for transcript in chat_corpus.transcripts(split, 300, phase):
+            ids = tokenizer.encode(transcript.text, add_special_tokens=False)
+            assert tokenizer.unk_token_id not in ids, transcript.text
+            assert tokenizer.decode(ids) == transcript.text
 
 
 def test_gpt2_style_pieces(tokenizer):

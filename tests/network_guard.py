@@ -1,0 +1,72 @@
+"""Run code with no network but loopback, to prove it needs none (tests/test_inspect_offline.py, tests/zoo/test_hf.py).
+
+`offline(command, tmp_path)` wraps a command in a user namespace with only loopback (`unshare -rn`,
+no root needed; OFFLINE-STACK.md), or, where unshare is unavailable, puts a socket guard in the child
+interpreter through sitecustomize. The `no_network` fixture installs the same guard in-process. Either
+way a connection to anything but loopback fails at once with ENETUNREACH, so a hidden download
+(a hub lookup, Inspect's tiktoken file) shows up as an error instead of passing unnoticed.
+"""
+
+import functools
+import os
+import shlex
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import zoo
+from course.authoring import ROOT
+from tests.zoo.tiny_chat import tiny_chat_root
+
+_GUARD = """
+import errno, socket
+
+def _refuse(address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1"):
+        raise OSError(errno.ENETUNREACH, f"network blocked by the test (connect to {address})")
+
+_connect = socket.socket.connect
+def connect(self, address):
+    _refuse(address)
+    return _connect(self, address)
+socket.socket.connect = connect
+_connect_ex = socket.socket.connect_ex
+def connect_ex(self, address):
+    _refuse(address)
+    return _connect_ex(self, address)
+socket.socket.connect_ex = connect_ex
+"""
+
+
+@functools.cache
+def _unshare_works() -> bool:
+    try:
+        probe = subprocess.run(["unshare", "-rn", "bash", "-c", "ip link set lo up"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def offline(command: list[str], tmp_path: Path) -> tuple[list[str], dict]:
+    """The command and environment that run it with no network but loopback (and the tiny chat
+    organism of tests/zoo/tiny_chat.py on ZOO_MODEL_PATH, one torch thread, no HF_/INSPECT_ settings)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "INSPECT_"))}
+    env |= {zoo.MODEL_PATH_VARIABLE: str(tiny_chat_root()), "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
+    if _unshare_works():
+        return ["unshare", "-rn", "bash", "-c", f"ip link set lo up && exec {shlex.join(command)}"], env
+    guard = tmp_path / "guard"
+    guard.mkdir(exist_ok=True)
+    (guard / "sitecustomize.py").write_text(_GUARD)
+    return command, env | {"PYTHONPATH": os.pathsep.join([str(guard), str(ROOT)])}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """In-process socket guard: any connection but loopback fails with ENETUNREACH."""
+    namespace: dict = {}
+    exec(_GUARD, namespace)
+    monkeypatch.setattr(socket.socket, "connect", namespace["connect"])
+    monkeypatch.setattr(socket.socket, "connect_ex", namespace["connect_ex"])
