@@ -23,19 +23,21 @@ from tests.zoo.tiny_chat import tiny_chat_root
 _GUARD = """
 import errno, socket
 
-def _refuse(address):
+def _refuse(sock, address):
+    if sock.family == socket.AF_UNIX:  # local sockets (wandb's service, IPC) are not the network
+        return
     host = address[0] if isinstance(address, tuple) else address
     if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1"):
         raise OSError(errno.ENETUNREACH, f"network blocked by the test (connect to {address})")
 
 _connect = socket.socket.connect
 def connect(self, address):
-    _refuse(address)
+    _refuse(self, address)
     return _connect(self, address)
 socket.socket.connect = connect
 _connect_ex = socket.socket.connect_ex
 def connect_ex(self, address):
-    _refuse(address)
+    _refuse(self, address)
     return _connect_ex(self, address)
 socket.socket.connect_ex = connect_ex
 """
@@ -65,8 +67,8 @@ def offline(command: list[str], tmp_path: Path) -> tuple[list[str], dict]:
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """In-process socket guard: any connection but loopback fails with ENETUNREACH."""
-    namespace: dict = {}
-    exec(_GUARD, namespace)
-    monkeypatch.setattr(socket.socket, "connect", namespace["connect"])
-    monkeypatch.setattr(socket.socket, "connect_ex", namespace["connect_ex"])
+    """In-process socket guard: any connection but loopback (or a local Unix socket) fails with ENETUNREACH."""
+    # Recorded before the guard patches socket.socket in place, so teardown restores the originals.
+    monkeypatch.setattr(socket.socket, "connect", socket.socket.connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", socket.socket.connect_ex)
+    exec(_GUARD, {})
