@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from zoo import chat_template
+from zoo.tokenizer import build_tokenizer, word_groups_known
 
 
 def _gpt2_state_dict(model) -> dict:
@@ -141,7 +142,13 @@ def save_hf(model, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     hf_model.save_pretrained(directory)
 
-    tokenizer = copy.deepcopy(model.tokenizer)
+    # A model trained before later word groups were added reads a prefix of the zoo vocabulary: its
+    # export gets exactly that vocabulary, so no token id lies outside its embedding.
+    tokenizer = (
+        copy.deepcopy(model.tokenizer)
+        if len(model.tokenizer) == cfg.d_vocab
+        else build_tokenizer(word_groups_known(cfg.d_vocab))
+    )
     if is_chat:
         # Already in the vocabulary, so their ids stay; as special tokens they are never split and
         # decode(skip_special_tokens=True) drops them.

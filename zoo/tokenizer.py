@@ -46,9 +46,10 @@ def word_groups_known(d_vocab: int) -> int:
     raise ValueError(f"no prefix of the zoo vocabulary has {d_vocab} tokens")
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A fresh tokenizer; every piece of PIECE_PATTERN that is in the vocabulary is one token."""
-    token_to_id = {token: i for i, token in enumerate(vocabulary())}
+def build_tokenizer(n_word_groups: int | None = None) -> PreTrainedTokenizerFast:
+    """A fresh tokenizer; every piece of PIECE_PATTERN that is in the vocabulary is one token.
+    n_word_groups: the vocabulary of a model trained before later groups were added (see vocabulary)."""
+    token_to_id = {token: i for i, token in enumerate(vocabulary(n_word_groups))}
     backend = Tokenizer(models.WordLevel(vocab=token_to_id, unk_token=UNK_TOKEN))
     # "isolated" keeps each regex match as its own piece; the vocabulary holds the leading
     # spaces, so decoding is plain concatenation (Fuse) with no spaces invented.
@@ -56,7 +57,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     backend.decoder = decoders.Fuse()
     # The chat template's tokens are matched before pre-tokenization, so "<|user|>" is never split
     # into "<", "|", "user", ...; they are already in the vocabulary, so they keep their ids.
-    chat_tokens = [AddedToken(token, special=True, normalized=False) for token in CHAT_TOKENS]
+    chat_tokens = [AddedToken(token, special=True, normalized=False) for token in CHAT_TOKENS if token in token_to_id]
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS_TOKEN,
