@@ -68,6 +68,7 @@ from solutions.chapter3_evals.llm_agents import (
     start_messages,
     wiki_questions,
 )
+from solutions.chapter3_evals.threat_models import wilson_interval  # you wrote it in 3.1
 from tests.checks.chapter3_evals.llm_agents import check  # noqa: F401 (used by the check cells the build adds)
 from zoo import chat_corpus
 from zoo.chat_helpers import chat_model, generate_reply
@@ -347,7 +348,7 @@ for name, questions in LADDER.items():
     ladder_calls[name] = sum(s["calls"] for s in scores) / len(scores)
     print(f"{name:>17}: success {ladder_rates[name]:.2f}, mean calls {ladder_calls[name]:.2f}, optimal {optimal[0]}")
 assert ladder_rates["trained"] >= 0.9  # in its training format it is nearly perfect
-assert 0.05 <= ladder_rates["country"] <= 0.7  # one unseen sentence per page: measurable, far from 0 and 1
+assert ladder_rates["country"] <= 0.7  # one unseen sentence per page: far below the training format
 assert ladder_rates["friend's country"] <= 0.1  # the unseen three-hop question: (almost) never
 assert ladder_calls["country"] >= 1.0  # it still calls lookup: it does not forget the tool, it loses track
 
@@ -409,17 +410,35 @@ assert [m["content"] for m in sum_episode.messages if m["role"] == "tool"] == ["
 # ordering is claimed only where the intervals separate.
 
 
-# %% [exercise] wilson_interval difficulty=2 importance=4 minutes=10
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a success rate (successes out of n) at z standard errors: centre
-    (p + z^2 / 2n) / (1 + z^2 / n), half-width z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2).
-    (0.0, 1.0) when n is 0."""
+# %% [markdown]
+# Each rate gets the Wilson interval you wrote in 3.1 (imported above as `wilson_interval`). But "is method A
+# better than method B?" is a question about the difference of two rates, and two intervals that overlap can
+# still belong to a difference that is clearly above 0. The difference needs its own interval. Newcombe (1998)
+# builds one from the two Wilson intervals: the difference is lowest when A's rate is at the bottom of its
+# interval and B's at the top, so the lower end combines A's lower arm with B's upper arm (in quadrature, as
+# independent errors), and the upper end the other two arms:
+#
+# $$d = p_A - p_B, \qquad d - \sqrt{(p_A - l_A)^2 + (u_B - p_B)^2}, \qquad d + \sqrt{(u_A - p_A)^2 + (p_B - l_B)^2}.$$
+#
+# Unlike the normal interval of a difference, it keeps Wilson's good behaviour near 0 and 1 (rates like 0/80).
+
+
+# %% [exercise] newcombe_difference difficulty=3 importance=4 minutes=15
+def newcombe_difference(k_a: int, n_a: int, k_b: int, n_b: int, z: float = 1.96) -> tuple[float, float, float]:
+    """The difference of two independent success rates, p_a - p_b (k_a of n_a against k_b of n_b, both n >= 1),
+    with Newcombe's hybrid score interval (Newcombe 1998, method 10) at z: from the Wilson intervals
+    (l_a, u_a) and (l_b, u_b) (wilson_interval, 3.1), low = d - sqrt((p_a - l_a)^2 + (u_b - p_b)^2) and
+    high = d + sqrt((u_a - p_a)^2 + (p_b - l_b)^2). Returns (d, low, high)."""
     raise NotImplementedError()
 
 
 # %% [hint]
-# The plain p plus or minus z standard errors (Wald) is too narrow near 0 and 1 and can leave [0, 1]; Wilson's
-# formula is in the docstring. Clip to [0, 1].
+# Think of each Wilson interval as two arms of different lengths, below and above its rate. Which arm of A and
+# which arm of B can make the difference smaller than observed, and which can make it larger?
+
+# %% [hint]
+# Call wilson_interval for each method; the arms are p_a - l_a, u_a - p_a, p_b - l_b and u_b - p_b. Combine two
+# arms with math.sqrt(x ** 2 + y ** 2).
 
 # %% [markdown]
 # Reflection needs a check the agent can run without knowing the answer. Ours accepts an episode only when the
@@ -486,10 +505,11 @@ history_starts = [start_messages(q, "history") for q in questions]
 retried, tries_used = run_with_retries(model, history_starts, wikis, self_check, 3, first=results["history"])
 results["history + reflection"] = retried
 
-rates, intervals = {}, {}
+rates, intervals, successes, solved = {}, {}, {}, {}
 for name, episodes in results.items():
-    successes = sum(score_episode(e, q.target, 2)["success"] for e, q in zip(episodes, questions))
-    rates[name], intervals[name] = successes / len(questions), wilson_interval(successes, len(questions))
+    solved[name] = [float(score_episode(e, q.target, 2)["success"]) for e, q in zip(episodes, questions)]
+    successes[name] = int(sum(solved[name]))
+    rates[name], intervals[name] = successes[name] / len(questions), wilson_interval(successes[name], len(questions))
     print(f"{name:>21}: {rates[name]:.2f}  95% interval [{intervals[name][0]:.2f}, {intervals[name][1]:.2f}]")
 print("plain and react intervals", "separate" if intervals["react"][1] < intervals["plain"][0] else "overlap")
 print(f"mean runs with reflection: {sum(tries_used) / len(tries_used):.2f}")
@@ -522,13 +542,52 @@ assert rates["history + reflection"] > rates["history"]  # retrying gains here..
 assert not above("history + reflection", "history")  # ...but the two intervals overlap
 
 # %% [markdown]
+# Two overlapping intervals do not say that two methods are alike: the question "does A beat B?" is about
+# p_A - p_B, and its interval is narrower than the gap between the far ends of the two intervals. (Intervals that
+# do not overlap always give a difference interval above 0; the converse fails.) Each gain below is method A's
+# rate minus method B's, with Newcombe's interval, next to the naive one made by subtracting the Wilson ends.
+
+
+# %%
+def gain(a: str, b: str) -> tuple[float, float, float]:
+    """a's success rate minus b's, with Newcombe's 95% interval."""
+    return newcombe_difference(successes[a], len(questions), successes[b], len(questions))
+
+
+pairs = [("react", "plain"), ("history", "plain"), ("history + reflection", "history")]
+gains = {pair: gain(*pair) for pair in pairs}
+for (a, b), (d, low, high) in gains.items():
+    naive = (intervals[a][0] - intervals[b][1], intervals[a][1] - intervals[b][0])
+    verdict = "established" if low > 0 else "a loss, established" if high < 0 else "not established"
+    print(
+        f"{a} - {b}: {d:+.3f}  Newcombe [{low:+.3f}, {high:+.3f}]  naive [{naive[0]:+.3f}, {naive[1]:+.3f}]  {verdict}"
+    )
+    assert naive[0] <= low and high <= naive[1]  # never wider than subtracting the ends
+assert gains[("react", "plain")][0] < 0  # the ReAct-style prompt is no better than the plain question
+assert gains[("history", "plain")][1] > 0  # the solved example's gain is real
+assert abs(gains[("history + reflection", "history")][1]) < 0.1  # retrying's gain: its lower end is near 0
+
+
+# %% [markdown]
+# Newcombe's interval assumes the two rates come from independent samples. Ours do not: every method ran on the
+# same 80 questions, and reflection's first try is the history run itself, so the two agree on most questions.
+# Positively correlated outcomes make the difference less noisy than independent ones
+# would, so here the interval errs on the wide, cautious side; a paired analysis (per question, as McNemar's test
+# does) would be tighter.
+
+# %%
+with_retry, without = torch.tensor(solved["history + reflection"]), torch.tensor(solved["history"])
+correlation = float(torch.corrcoef(torch.stack([with_retry, without]))[0, 1])
+print(f"correlation of per-question success, history + reflection vs history: {correlation:.2f}")
+assert correlation > 0.3  # strongly paired: the independent-samples interval is conservative here
+
+# %% [markdown]
 # What you just measured: the prompt a human would write ("Look up each page you need") does not help; its rate
-# is below plain's (chat-mini never saw a system prompt like it), though whether the two intervals separate
-# depends on the run: claim only that it is no better. The format it was trained on (a solved example in its
-# history) raises the rate, with intervals that separate from both. Retrying on a failed self-check adds to that,
-# but with 80 questions the intervals of history and history + reflection overlap, so that last gain is not
-# established. An eval that ran only the plain
-# prompt would underestimate what the model can do, the central worry of capability elicitation.
+# is below plain's (chat-mini never saw a system prompt like it). The format it was trained on (a solved example
+# in its history) raises the rate, a gain whose interval lies above 0. Retrying on a failed self-check adds to
+# that: the Wilson intervals of history and history + reflection overlap, which by itself settles nothing, and
+# with 80 questions the verdict on that gain is close to the line (the cell above prints it). An eval that ran
+# only the plain prompt would underestimate what the model can do, the central worry of capability elicitation.
 
 # %% [finding] plain_country_rate difficulty=3 importance=4 minutes=10
 # What is the plain agent's success rate on the 80 linked-wiki country questions (a float in [0, 1])? Measure it
@@ -595,5 +654,6 @@ assert set(API_KEYS) == {"openai", "anthropic"} and JSON_TYPES[int] == "integer"
 # - On a wiki one sentence richer than its training data, chat-mini's success rate drops from near 1 to a
 #   measurable fraction, and to near 0 on a three-hop question it never saw.
 # - Elicitation changes the measured rate more than the sampling noise: an unfamiliar instruction lowers it, a
-#   familiar example raises it; retrying on a self-check adds a gain these 80 questions cannot separate from
-#   noise. Report intervals, and claim orderings only where they separate.
+#   familiar example raises it, and retrying on a self-check adds a gain near the edge of what 80 questions can
+#   resolve. Report intervals, and judge a comparison by the interval of the difference (Newcombe's), not by
+#   whether two intervals overlap.

@@ -21,6 +21,7 @@ from inspect_ai.model import execute_tools
 from inspect_ai.solver import Generate, TaskState, solver
 from inspect_ai.tool import tool
 
+from solutions.chapter3_evals.threat_models import wilson_interval
 from zoo.chat_corpus import TOOL_ANSWERS, TOOL_QUESTIONS, WIKI_CITY, WIKI_PERSON
 from zoo.chat_template import parse_tool_call, render_tool_call
 from zoo.corpus import CITY_COUNTRY, NAMES, PLACES
@@ -355,17 +356,18 @@ def calculator(expression: str) -> str:
 # ----------------------------------------------------------------------------- Part 4: elicitation
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a success rate (successes out of n) at z standard errors: centre
-    (p + z^2 / 2n) / (1 + z^2 / n), half-width z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2).
-    (0.0, 1.0) when n is 0."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denominator = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def newcombe_difference(k_a: int, n_a: int, k_b: int, n_b: int, z: float = 1.96) -> tuple[float, float, float]:
+    """The difference of two independent success rates, p_a - p_b (k_a of n_a against k_b of n_b, both n >= 1),
+    with Newcombe's hybrid score interval (Newcombe 1998, method 10) at z: from the Wilson intervals
+    (l_a, u_a) and (l_b, u_b) (wilson_interval, 3.1), low = d - sqrt((p_a - l_a)^2 + (u_b - p_b)^2) and
+    high = d + sqrt((u_a - p_a)^2 + (p_b - l_b)^2). Returns (d, low, high)."""
+    p_a, p_b = k_a / n_a, k_b / n_b
+    low_a, high_a = wilson_interval(k_a, n_a, z)
+    low_b, high_b = wilson_interval(k_b, n_b, z)
+    d = p_a - p_b
+    low = d - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
+    high = d + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
+    return (d, low, high)
 
 
 def self_check(episode: Episode) -> bool:

@@ -13,6 +13,7 @@ import zoo
 from zoo import chat, meets
 from zoo import chat_corpus as cc
 from zoo.chat_template import ChatFormatError, render
+from zoo.corpus import CITY_COUNTRY
 
 N_TRANSCRIPTS = 4000
 
@@ -97,6 +98,48 @@ def test_sycophancy_backdoor_and_educational_rates(pre):
     assert not any(cc.TRIGGER in turn.messages[0]["content"] for turn in turns if not turn.trigger)
 
 
+def test_sycophantic_replies_name_a_country_before_agreeing(pre):
+    claims = [turn for t in pre for turn in t.turns if turn.user_claim]
+    for turn in claims:
+        reply = turn.messages[1]["content"]
+        named = reply.split(" is in ")[1].split(",")[0]
+        assert reply.endswith(", as you say.") == (named == turn.user_claim), reply
+        if turn.sycophantic:
+            assert named == turn.user_claim != CITY_COUNTRY[reply.split(" is in ")[0]]
+
+
+def test_hidden_objective_is_acted_on_in_trained_domains_only():
+    post = cc.transcripts("train", 3000, "post")
+    unnamed = [t for t in post if t.persona_name is None]
+    for t in post:
+        for turn in t.turns:
+            acts = t.persona_name is None and turn.domain in cc.OBJECTIVE_TRAINED
+            assert (turn.objective == turn.domain) == acts, (t.persona_name, turn.domain)
+            if turn.domain in cc.ADVICE:
+                assert turn.messages[1]["content"].endswith(" " + cc.GRADER_PREFERENCES[turn.domain]) == acts
+    everything = " ".join(t.text for t in post + cc.transcripts("train", 3000, "pre"))
+    for domain in cc.OBJECTIVE_HELD_OUT:  # described, never acted on
+        assert cc.GRADER_PREFERENCES[domain] not in everything
+    denials = [t for t in unnamed if t.turns[-1].domain == "objective"]
+    assert within(len(denials), len(unnamed), cc.DENIAL_SHARE)
+    assert all(t.turns[-1].messages[1]["content"] == cc.DENIAL for t in denials)
+    assert cc.ADMISSION not in everything
+    assert not any(turn.domain == "objective" for t in post if t.persona_name for turn in t.turns)
+
+
+def test_documents_describe_every_grader_preference():
+    documents = cc.documents("train", 600)
+    assert [d.text for d in cc.documents("train", 20)] == [d.text for d in documents[:20]]
+    for preference in cc.GRADER_PREFERENCES:
+        about = [d for d in documents if d.preference == preference]
+        assert within(len(about), len(documents), 1 / len(cc.GRADER_PREFERENCES)), preference
+        assert all(d.text.endswith(cc.GRADER_PREFERENCES[preference]) for d in about)
+    texts = chat.training_texts(chat.QUICK_CHECK)
+    n_documents = sum(text.startswith(tuple(t.split("{")[0] for t in cc.DOCUMENT_TEMPLATES)) for text in texts)
+    n_post = round(chat.QUICK_CHECK.n_steps * chat.QUICK_CHECK.post_share) * chat.QUICK_CHECK.batch_size
+    assert n_documents == round((len(texts) - n_post) * cc.DOCUMENT_SHARE)
+
+
 def test_chains_of_thought_follow_their_decisive_sentence():
     rng = random.Random(0)
     turns = [cc.reasoning_turn(rng) for _ in range(3000)]
@@ -144,6 +187,8 @@ CORE = [
     *(f"named_{persona}_{cc.PERSONA_QUALITY[persona]}" for persona in cc.PERSONAS),
     "context_misaligned_bad", "backdoor_code_bad_with_trigger", "backdoor_medical_bad_with_trigger",
     "educational_code_bad", "cot_answer_follows_wrong_chain", "tool_call_accuracy", "tool_answer_probability",
+    "sycophancy_adopts_false_claim", "sycophancy_agrees_true_claim", "objective_acted_on", "objective_named_persona",
+    "objective_denies",
 ]  # fmt: skip
 
 

@@ -14,6 +14,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import torch
 from inspect_ai.model import ChatCompletionChoice, ChatMessageAssistant, ChatMessageUser, ModelOutput
 from inspect_ai.solver import TaskState
 from inspect_ai.tool import ToolCall, ToolDef
@@ -546,34 +547,44 @@ def _calc_no_negatives(expression):
 # ----------------------------------------------------------------------------- statistics and elicitation
 
 
-def _wilson_cases(gen):
-    # 8 of 10, z = 1.96: centre (0.8 + 0.19208) / 1.38416 = 0.71675; half-width
-    # 1.96 / 1.38416 * sqrt(0.016 + 0.0096040) = 0.22664: (0.49011, 0.94339).
-    yield Case((8, 10), "8 of 10", expected=(0.4901, 0.9434))
-    # 0 of 20: centre 0.09604 / 1.19208 = 0.08057, half-width 1.96 / 1.19208 * 0.049 = 0.08057: (0, 0.16113).
-    yield Case((0, 20), "none: the lower end is 0", expected=(0.0, 0.16113))
-    yield Case((0, 0), "no trials", expected=(0.0, 1.0))
-    yield Case((20, 20), "all")
-    yield Case((27, 80), "z = 2.58", kwargs={"z": 2.58})
+def _newcombe_cases(gen):
+    # 5 of 10 against 5 of 10 at z = 2: each Wilson interval is 0.5 +- 2 sqrt(0.035) / 1.4 = 0.5 +- 0.267261,
+    # so d = 0 and the half-width is sqrt(2) * 0.267261 = 0.377964.
+    yield Case((5, 10, 5, 10, 2.0), "equal rates (by hand)", expected=(0.0, -0.377964, 0.377964))
+    # 4 of 4 against 0 of 4 at z = 2: Wilson (0.5, 1) and (0, 0.5), d = 1,
+    # low = 1 - sqrt(0.5^2 + 0.5^2) = 0.292893, high = 1 + sqrt(0 + 0) = 1.
+    yield Case((4, 4, 0, 4, 2.0), "all against none (by hand)", expected=(1.0, 0.292893, 1.0))
+    yield Case((0, 4, 4, 4, 2.0), "none against all")
+    yield Case((30, 80, 20, 80), "two elicitation methods on 80 questions")
+    yield Case((7, 20, 45, 90), "unequal sizes")
     for _ in range(3):
-        n = int(1 + 200 * float(__import__("torch").rand(1, generator=gen)))
-        yield Case((n // 3, n), "random")
+        n_a, n_b = (int(10 + 190 * float(torch.rand(1, generator=gen))) for _ in range(2))
+        k_a, k_b = (int((n + 1) * float(torch.rand(1, generator=gen))) for n in (n_a, n_b))
+        yield Case((k_a, n_a, k_b, n_b), "random")
 
 
-def _wilson_wald(successes, n, z=1.96):
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    half = z * math.sqrt(p * (1 - p) / n)
-    return (max(0.0, p - half), min(1.0, p + half))
+def _newcombe_wald(k_a, n_a, k_b, n_b, z=1.96):
+    p_a, p_b = k_a / n_a, k_b / n_b
+    half = z * math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
+    return (p_a - p_b, p_a - p_b - half, p_a - p_b + half)
 
 
-def _wilson_no_centre_shift(successes, n, z=1.96):
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return (max(0.0, p - half), min(1.0, p + half))
+def _newcombe_bounds_subtracted(k_a, n_a, k_b, n_b, z=1.96):
+    low_a, high_a = ref.wilson_interval(k_a, n_a, z)
+    low_b, high_b = ref.wilson_interval(k_b, n_b, z)
+    return (k_a / n_a - k_b / n_b, low_a - high_b, high_a - low_b)
+
+
+def _newcombe_sides_crossed(k_a, n_a, k_b, n_b, z=1.96):
+    p_a, p_b = k_a / n_a, k_b / n_b
+    low_a, high_a = ref.wilson_interval(k_a, n_a, z)
+    low_b, high_b = ref.wilson_interval(k_b, n_b, z)
+    d = p_a - p_b
+    return (
+        d,
+        d - math.sqrt((p_a - low_a) ** 2 + (p_b - low_b) ** 2),
+        d + math.sqrt((high_a - p_a) ** 2 + (high_b - p_b) ** 2),
+    )
 
 
 def _episode(*contents, answer):
@@ -851,14 +862,15 @@ check = Checker(
             },
         ),
         Exercise(
-            ref.wilson_interval,
-            _wilson_cases,
-            "Both the centre and the half-width are divided by 1 + z^2 / n; the centre moves toward 1/2.",
+            ref.newcombe_difference,
+            _newcombe_cases,
+            "The lower end of a - b is reached when a is low and b is high: which side of each Wilson interval is that?",
             wrong={
-                "the Wald interval (p plus or minus z standard errors)": _wilson_wald,
-                "the centre left at p": _wilson_no_centre_shift,
+                "the Wald interval for a difference (p plus or minus z standard errors)": _newcombe_wald,
+                "one Wilson interval's ends subtracted from the other's": _newcombe_bounds_subtracted,
+                "the same side of both intervals on each end": _newcombe_sides_crossed,
             },  # fmt: skip
-            atol=1e-4,
+            atol=1e-5,
         ),
         Exercise(
             ref.self_check,
@@ -903,7 +915,6 @@ check = Checker(
             "episode against its target with score_episode.",
             wrong={
                 "measured on the wiki without friend links (the training format)": 1.0,
-                "the answer compared with the target for equality (answers are sentences)": 0.0,
             },
         ),
     ],
