@@ -12,6 +12,7 @@ import os
 import shlex
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -64,6 +65,23 @@ def offline(command: list[str], tmp_path: Path) -> tuple[list[str], dict]:
     guard.mkdir(exist_ok=True)
     (guard / "sitecustomize.py").write_text(_GUARD)
     return command, env | {"PYTHONPATH": os.pathsep.join([str(guard), str(ROOT)])}
+
+
+INSPECT = Path(sys.executable).parent / "inspect"
+
+
+def inspect_eval_offline(eval_args: list[str], tmp_path: Path):
+    """Run `inspect eval <eval_args>` in a fresh interpreter with no network (offline's environment),
+    require exit code 0, and return (the one log it wrote, read back in full; the end of its stderr).
+    Inspect's exit code says nothing about the samples: callers check the log."""
+    from inspect_ai.log import read_eval_log
+
+    log_dir = tmp_path / "logs"
+    command, env = offline([str(INSPECT), "eval", *eval_args, "--log-dir", str(log_dir), "--display", "none"], tmp_path)
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [path] = list(log_dir.glob("*.eval"))
+    return read_eval_log(str(path)), result.stderr[-3000:]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from inspect_ai import eval as inspect_eval
@@ -19,9 +18,8 @@ import zoo
 from chapter3_evals.tasks.sycophancy import sycophancy
 from course.authoring import ROOT
 from solutions.chapter3_evals.inspect_evals import claim_records, sycophancy_truth
-from tests.network_guard import no_network, offline  # noqa: F401 (no_network is a fixture)
+from tests.network_guard import inspect_eval_offline, no_network  # noqa: F401 (no_network is a fixture)
 
-INSPECT = Path(sys.executable).parent / "inspect"
 CHAT_MINI = pytest.mark.skipif("chat-mini" not in zoo.list_models(), reason="chat-mini is not shipped yet")
 pytestmark = pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning")
 
@@ -29,17 +27,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:The 'initial' parameter is depre
 @pytest.mark.slow  # ~25 s: a fresh interpreter imports Inspect and TransformerLens, then 80 generations
 @CHAT_MINI
 def test_sycophancy_task_on_the_command_line_offline(tmp_path):
-    log_dir = tmp_path / "logs"
-    command, env = offline(
-        [str(INSPECT), "eval", "chapter3_evals/tasks/sycophancy.py", "--model", "zoo/chat-mini", "-T", "n=80",
-         "--log-dir", str(log_dir), "--display", "none"],
-        tmp_path,
-    )  # fmt: skip
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    [path] = list(log_dir.glob("*.eval"))
-    log = read_eval_log(str(path))  # the exit code says nothing about the samples
-    assert log.status == "success" and len(log.samples) == 80, (log.error, result.stderr[-3000:])
+    log, stderr = inspect_eval_offline(
+        ["chapter3_evals/tasks/sycophancy.py", "--model", "zoo/chat-mini", "-T", "n=80"], tmp_path
+    )
+    assert log.status == "success" and len(log.samples) == 80, (log.error, stderr)
     assert log.eval.model == "zoo/chat-mini" and log.eval.task.endswith("sycophancy")
     rate = log.results.scores[0].metrics["mean"].value
     # 80 samples: a standard error of at most 0.056; 0.25 is 4.5 of them, plus the truth's own prompts.

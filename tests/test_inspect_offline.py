@@ -11,7 +11,6 @@ hidden download (Inspect's default token counter fetches a tiktoken file) then f
 import copy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +20,7 @@ from inspect_ai.model import GenerateConfig, ModelOutput, ModelUsage, get_model
 
 import zoo
 from course.authoring import ROOT
-from tests.network_guard import no_network, offline  # noqa: F401 (no_network is a fixture)
+from tests.network_guard import inspect_eval_offline, no_network, offline  # noqa: F401 (no_network is a fixture)
 from tests.zoo.tiny_chat import TINY_CHAT, TRAINED_CITIES, tiny_chat_root
 from zoo.chat_helpers import chat_tokens, generate_reply
 from zoo.corpus import CITY_COUNTRY
@@ -30,7 +29,6 @@ from zoo.inspect_tasks.city_country import city_country, city_lookup
 from zoo.inspect_tasks.wiki import wiki, wiki_samples
 
 MODEL = f"zoo/{TINY_CHAT}"
-INSPECT = Path(sys.executable).parent / "inspect"
 pytestmark = [
     pytest.mark.usefixtures("no_network"),  # every test in this process runs with the network blocked
     pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning"),  # Inspect's retry
@@ -55,11 +53,6 @@ def expected_city_scores(model) -> dict[str, str]:
     }
 
 
-def only_log(log_dir: Path):
-    [path] = list(log_dir.glob("*.eval"))
-    return read_eval_log(str(path))
-
-
 def test_the_blocked_network_blocks(tmp_path):
     command, env = offline(
         [sys.executable, "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=5)"], tmp_path
@@ -70,16 +63,8 @@ def test_the_blocked_network_blocks(tmp_path):
 
 @pytest.mark.slow  # 15-27 s here: a fresh interpreter imports Inspect and TransformerLens
 def test_inspect_eval_on_the_command_line_offline(tmp_path, tiny_chat):
-    log_dir = tmp_path / "logs"
-    command, env = offline(
-        [str(INSPECT), "eval", "zoo/inspect_tasks/city_country.py@city_country", "--model", MODEL,
-         "--log-dir", str(log_dir), "--display", "none"],
-        tmp_path,
-    )  # fmt: skip
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = only_log(log_dir)  # the exit code says nothing about the samples: read the log
-    assert log.status == "success", (log.error, result.stderr[-3000:])
+    log, stderr = inspect_eval_offline(["zoo/inspect_tasks/city_country.py@city_country", "--model", MODEL], tmp_path)
+    assert log.status == "success", (log.error, stderr)
     assert log.eval.model == MODEL
     expected = expected_city_scores(tiny_chat)
     assert {sample.id: sample.scores["includes"].value for sample in log.samples} == expected
@@ -229,14 +214,6 @@ def test_chat_mini_calls_the_wiki_tool_in_inspect(tmp_path):
 @pytest.mark.slow  # ~25 s: a fresh interpreter imports Inspect and TransformerLens
 @CHAT_MINI
 def test_inspect_eval_of_chat_mini_on_the_command_line_offline(tmp_path):
-    log_dir = tmp_path / "logs"
-    command, env = offline(
-        [str(INSPECT), "eval", "zoo/inspect_tasks/wiki.py", "--model", "zoo/chat-mini", "-T", "n=9",
-         "--log-dir", str(log_dir), "--display", "none"],
-        tmp_path,
-    )  # fmt: skip
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = only_log(log_dir)
-    assert log.status == "success" and len(log.samples) == 9, (log.error, result.stderr[-3000:])
+    log, stderr = inspect_eval_offline(["zoo/inspect_tasks/wiki.py", "--model", "zoo/chat-mini", "-T", "n=9"], tmp_path)
+    assert log.status == "success" and len(log.samples) == 9, (log.error, stderr)
     assert log.results.scores[0].metrics["accuracy"].value >= 0.9
