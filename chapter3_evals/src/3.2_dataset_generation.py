@@ -19,7 +19,7 @@
 # 2. write a rubric as code, filter and deduplicate, and summarise the dataset (answer balance,
 #    duplicates, lengths, families) with plots;
 # 3. measure chat-mini's rate on the questions, and how answer-position imbalance and a family that leaks
-#    the label bias it against the truth;
+#    the label bias it against the truth, then undo a reader's position bias by counterbalancing;
 # 4. write the dataset as JSONL that Inspect's `json_dataset` reads (section 3.3 runs it);
 # 5. keep the online path: an API model generating questions with structured output, here run on
 #    Inspect's `mockllm/model` with scripted outputs.
@@ -307,6 +307,42 @@ px.line(
     x="position bias", y="measured rate", color="dataset", markers=True, width=650, height=350,
     title="A reader's position bias, on balanced and unbalanced answer letters",
 ).add_hline(y=truth, line_dash="dash", annotation_text="truth").show()  # fmt: skip
+
+# %% [markdown]
+# You rarely know a reader's position bias. Counterbalancing measures it: ask the same questions twice, once
+# with the matching answer always under "A" and once always under "B". Averaging the two rates is the usual
+# move, but it does not remove the bias; it trades a push towards "A" for a pull towards 1/2. Both rates come
+# from the reader you just wrote, so the pair pins down both unknowns.
+
+
+# %% [exercise] counterbalanced_rate difficulty=3 importance=4 minutes=15
+def counterbalanced_rate(rate_matching_a: float, rate_matching_b: float) -> tuple[float, float]:
+    """The reader's position bias and the model's own rate, recovered from the rates measured (by the
+    reader of measured_rate) on two datasets that differ only in the letter of the matching answer:
+    always "A" (rate_matching_a) and always "B" (rate_matching_b). Needs a bias below 1."""
+    raise NotImplementedError()
+
+
+# %% [hint]
+# Write down what measured_rate's reader gives on each dataset, in terms of the bias and the model's rate.
+# Which of the two rates does the bias add to, and which does it only shrink?
+
+# %% [hint]
+# On always-A the rate is b + (1 - b) m, on always-B it is (1 - b) m: their difference is b, and m follows.
+
+# %%
+all_second = filter_questions(generate_questions(400, 1, CLEAN_SHARES, p_adopt_first=0.0), N_CRITERIA)
+hidden_bias = 0.4
+rate_a = measured_rate(p_first, all_first, hidden_bias)
+rate_b = measured_rate(option_probabilities(model, all_second), all_second, hidden_bias)
+bias, recovered = counterbalanced_rate(rate_a, rate_b)
+averaged = (rate_a + rate_b) / 2
+print(
+    f"bias {bias:.3f} (hidden {hidden_bias}); recovered rate {recovered:.3f}; the average {averaged:.3f}; truth {truth:.3f}"
+)
+assert abs(bias - hidden_bias) < 0.02  # the two datasets hold the same questions, so the bias comes back
+assert abs(recovered - truth) <= 0.1  # and so does the truth
+assert abs(averaged - truth) > abs(recovered - truth)  # averaging leaves a pull towards 1/2
 
 # %% [markdown]
 # ## Writing the dataset for Inspect

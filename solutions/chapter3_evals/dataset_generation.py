@@ -171,6 +171,14 @@ def measured_rate(probabilities: Float[Tensor, "n 2"], questions: list[MCQ], pos
     return (position_bias * p_first + (1 - position_bias) * p_model).mean().item()
 
 
+def counterbalanced_rate(rate_matching_a: float, rate_matching_b: float) -> tuple[float, float]:
+    """The reader's position bias and the model's own rate, recovered from the rates measured (by the
+    reader of measured_rate) on two datasets that differ only in the letter of the matching answer:
+    always "A" (rate_matching_a) and always "B" (rate_matching_b). Needs a bias below 1."""
+    bias = rate_matching_a - rate_matching_b
+    return bias, rate_matching_b / (1 - bias)
+
+
 def to_inspect_record(q: MCQ) -> dict:
     """The record Inspect's json_dataset reads with its default fields: "input" (the question),
     "choices" (answers A then B), "target" (the matching letter), "metadata" (family, city, claim, and

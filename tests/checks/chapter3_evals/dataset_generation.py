@@ -343,6 +343,27 @@ def _rate_bias_added(probabilities, questions, position_bias=0.0):
     return (position_bias * (matching == 0).float() + p).mean().item()
 
 
+# ----------------------------------------------------------------------------- counterbalanced_rate
+
+
+def _counterbalanced_cases(gen):
+    # Bias 0.3 and a model rate of 0.4: always-A reads 0.3 + 0.7 * 0.4 = 0.58, always-B reads 0.7 * 0.4 = 0.28.
+    yield Case((0.58, 0.28), "bias 0.3, model rate 0.4 (by hand)", expected=(0.3, 0.4))
+    yield Case((0.25, 0.25), "an unbiased reader (by hand)", expected=(0.0, 0.25))
+    yield Case((0.5, 0.0), "bias 0.5, a model that never adopts (by hand)", expected=(0.5, 0.0))
+    for bias, rate in torch.rand(5, 2, generator=gen).tolist():
+        bias *= 0.9
+        yield Case((bias + (1 - bias) * rate, (1 - bias) * rate), f"bias {bias:.2f}, model rate {rate:.2f}")
+
+
+def _counterbalanced_averaged(rate_matching_a, rate_matching_b):
+    return rate_matching_a - rate_matching_b, (rate_matching_a + rate_matching_b) / 2
+
+
+def _counterbalanced_b_as_truth(rate_matching_a, rate_matching_b):
+    return rate_matching_a - rate_matching_b, rate_matching_b
+
+
 # ----------------------------------------------------------------------------- to_inspect_record
 
 
@@ -487,6 +508,15 @@ check = Checker(
                 "column A taken as the matching answer": _rate_column_a,
                 "position bias ignored": _rate_bias_ignored,
                 "the bias added without down-weighting the model": _rate_bias_added,
+            },
+        ),
+        Exercise(
+            ref.counterbalanced_rate,
+            _counterbalanced_cases,
+            hint="Write each measured rate with measured_rate's reader: two equations, two unknowns.",
+            wrong={
+                "the two rates averaged": _counterbalanced_averaged,
+                "the always-B rate taken as the model's rate": _counterbalanced_b_as_truth,
             },
         ),
         Exercise(
