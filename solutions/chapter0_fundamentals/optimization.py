@@ -8,6 +8,7 @@ module trains nothing and starts nothing.
 
 from __future__ import annotations
 
+import faulthandler
 import itertools
 import json
 import math
@@ -452,6 +453,9 @@ def _free_port() -> int:
 
 def _worker(fn: Callable, rank: int, world_size: int, port: int, timeout_s: float, results: Any, args: tuple) -> None:
     torch.set_num_threads(1)  # two processes on a two-core machine: one thread each
+    # A rank gloo aborts is reported by launch_gloo; the thread dump a parent's faulthandler (pytest's,
+    # say) would print on the way down is noise.
+    faulthandler.disable()
     try:
         dist.init_process_group(
             "gloo",
