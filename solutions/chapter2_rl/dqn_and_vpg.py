@@ -13,6 +13,7 @@ Importing this module has no side effects; `python -m solutions.chapter2_rl.dqn_
 and VPG on CartPole-v1 with the benchmark's settings and prints what they reach.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -433,21 +434,29 @@ def vpg_train(env: gym.Env, cfg: VPGConfig) -> tuple[QNetwork, list[float]]:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate_greedy(network: nn.Module, env_id: str, episodes: int, seed: int) -> list[float]:
-    """The return of each of `episodes` episodes acting greedily (the highest output) on env_id,
-    episode i reset with seed + i."""
-    env = gym.make(env_id)
+def play_episodes(act: Callable[[np.ndarray], int], env: gym.Env, episodes: int, seed: int) -> list[float]:
+    """The return of each of `episodes` episodes on env, taking the action act(observation), episode i
+    reset with seed + i."""
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         total, done = 0.0, False
         while not done:
-            with torch.no_grad():
-                action = int(network(torch.as_tensor(obs, dtype=torch.float32)).argmax())
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
             total, done = total + float(reward), terminated or truncated
         returns.append(total)
     return returns
+
+
+def evaluate_greedy(network: nn.Module, env_id: str, episodes: int, seed: int) -> list[float]:
+    """The return of each of `episodes` episodes acting greedily (the highest output) on env_id,
+    episode i reset with seed + i."""
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> int:
+        return int(network(torch.as_tensor(obs, dtype=torch.float32)).argmax())
+
+    return play_episodes(act, gym.make(env_id), episodes, seed)
 
 
 if __name__ == "__main__":

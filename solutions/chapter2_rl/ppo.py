@@ -25,6 +25,8 @@ from torch import Tensor, nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
+from solutions.chapter2_rl.dqn_and_vpg import play_episodes
+
 
 @dataclass
 class PPOArgs:
@@ -385,18 +387,15 @@ def evaluate(
 ) -> list[float]:
     """Returns of `episodes` episodes of one environment (reset with seed, seed + 1, ...), taking the
     most likely action (greedy) or sampling; rescale_obs as in make_envs."""
-    env, returns = gym.make(env_id), []
+    env = gym.make(env_id)
     env = _rescaled(env) if rescale_obs else env
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        total, done = 0.0, False
-        while not done:
-            with torch.no_grad():
-                logits, _ = agent(torch.tensor(obs, dtype=torch.float32)[None])
-            action = logits.argmax(-1) if greedy else Categorical(logits=logits).sample()
-            obs, reward, terminated, truncated, _ = env.step(int(action))
-            total, done = total + float(reward), terminated or truncated
-        returns.append(total)
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> int:
+        logits, _ = agent(torch.tensor(obs, dtype=torch.float32)[None])
+        return int(logits.argmax(-1) if greedy else Categorical(logits=logits).sample())
+
+    returns = play_episodes(act, env, episodes, seed)
     env.close()
     return returns
 
