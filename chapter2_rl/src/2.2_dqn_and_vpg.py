@@ -47,6 +47,7 @@ from solutions.chapter2_rl.dqn_and_vpg import (
     ReplayBufferSamples,
     VPGConfig,
     evaluate_greedy,
+    play_episodes,
 )
 from tests.checks.chapter2_rl.dqn_and_vpg import PROBE_DQN, check  # noqa: F401 (check: used by the cells the build adds)
 
@@ -450,16 +451,9 @@ print(f"{len(dqn_returns)} episodes; mean return of the last 20: {last_20:.1f}; 
 # this number, are what the checks rely on.
 
 # %%
-random_returns = []
 random_env = gym.make("CartPole-v1")
-for i in range(50):
-    random_env.reset(seed=i)
-    random_env.action_space.seed(i)
-    total, done = 0.0, False
-    while not done:
-        _, reward, terminated, truncated, _ = random_env.step(random_env.action_space.sample())
-        total, done = total + reward, terminated or truncated
-    random_returns.append(total)
+random_env.action_space.seed(0)
+random_returns = play_episodes(lambda obs: int(random_env.action_space.sample()), random_env, episodes=50, seed=0)
 print(f"random policy: mean return {np.mean(random_returns):.1f}")
 assert 15 < np.mean(random_returns) < 30
 assert last_20 > 100 and np.mean(greedy_returns) > 100
