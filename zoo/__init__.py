@@ -157,10 +157,16 @@ def _hub_reachable() -> bool:
     return bool(reachable)
 
 
+CHAT_NAME_MARKS = ("instruct", "chat", "-it", "qwen3")  # chat and reasoning models (Qwen3 thinks aloud)
+
+
 def _zoo_alternative(pretrained_name: str) -> tuple[str, str]:
     """The zoo model to use instead of a pretrained one, and what it is."""
-    if "attn-only" in pretrained_name.lower() or "attn_only" in pretrained_name.lower():
+    name = pretrained_name.lower()
+    if "attn-only" in name or "attn_only" in name:
         return "attn-only-2l", "2-layer attention-only model"
+    if any(mark in name for mark in CHAT_NAME_MARKS):
+        return "chat-mini", "chat organism"
     return "gpt2-mini", "GPT-2-architecture model"
 
 

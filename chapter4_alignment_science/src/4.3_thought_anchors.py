@@ -74,8 +74,9 @@ assert {len(chain.sentences) for chain in chains} <= {2, 3, 4, 5}
 assert all(chain.decisive == len(chain.sentences) - 1 for chain in chains)  # always the last sentence
 
 # %% [markdown]
-# The paper's models are a download away for online users; offline their loader fails at once and
-# names the organism to use.
+# Online, `load_reasoning_model` loads a reasoning model from the hub (Qwen3, which thinks aloud like the
+# paper's R1-distilled models; TransformerLens 3.9 does not load those). Offline it fails at once and names the
+# organism to use.
 
 # %%
 try:

@@ -170,9 +170,4 @@ def load_real_model(model_name: str = REAL_MODELS[0], device: str = "cpu") -> Ho
     zoo.ZooOfflineError at once, naming chat-mini."""
     if model_name not in REAL_MODELS:
         raise ValueError(f"unknown model {model_name!r}; the paper's: {REAL_MODELS}")
-    if not zoo._hub_reachable():
-        raise zoo.ZooOfflineError(
-            f"{model_name} needs the HuggingFace hub, which is unreachable. Offline, use the zoo's organism: "
-            'zoo.load_model("chat-mini"), whose traits contrastive_prompts knows.'
-        )
-    return HookedTransformer.from_pretrained(model_name, device=device)
+    return zoo.load_model(model_name, device=device)
