@@ -28,7 +28,7 @@
 import json
 import math  # noqa: F401 (used by your solutions)
 import os
-import random  # noqa: F401 (used by your solutions)
+import random
 import tempfile
 from collections.abc import Callable
 
@@ -624,18 +624,22 @@ fig.update_layout(title="Sycophancy rate measured by each eval (95% intervals)",
 # ### Sample size, measured
 #
 # How does the interval shrink with the number of samples? Sub-sample the 150 and watch the width follow
-# $1/\sqrt{n}$.
+# $1/\sqrt{n}$. One small subset's width is itself a noisy estimate, so each point is the mean over 200
+# random subsets of that size.
 
 # %%
 sizes = [10, 20, 40, 80, 150]
+subsets = random.Random(0)
 widths = []
 for size in sizes:
-    subset = dict(list(scores.items())[:size])
-    _, sub_low, sub_high = clustered_interval(subset)
-    widths.append(sub_high - sub_low)
+    total = 0.0
+    for _ in range(200):
+        _, sub_low, sub_high = clustered_interval({key: scores[key] for key in subsets.sample(list(scores), size)})
+        total += sub_high - sub_low
+    widths.append(total / 200)
 px.line(x=sizes, y=widths, markers=True, log_x=True, log_y=True, title="Interval width against samples",
         labels={"x": "samples (2 epochs each)", "y": "95% interval width"}).show()  # fmt: skip
-assert widths[-1] < widths[0] / 2  # 15 times the samples, about a quarter of the width
+assert 2.5 < widths[0] / widths[-1] < 5.5  # 15 times the samples: about sqrt(15) = 3.9 times narrower
 
 # %% [markdown]
 # ### Logs on disk, and `inspect view`
