@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,18 @@ def test_pretrained_name_offline_fails_fast_naming_the_zoo_model(hf_hub_offline)
     # "Within seconds" (it takes ~2 s here): a generous bound, far below the ~23 s of retries
     # that from_pretrained spends without HF_HUB_OFFLINE.
     assert seconds < 15, f"the offline error took {seconds:.1f} s"
+
+
+@pytest.mark.parametrize(
+    "name, alternative",
+    [
+        ("gpt2-small", "gpt2-mini"),
+        ("attn-only-4l", "attn-only-2l"),
+        ("Qwen/Qwen2.5-7B-Instruct", "chat-mini"),  # chat models: 4.4's persona vectors
+        ("Qwen/Qwen3-1.7B", "chat-mini"),  # reasoning models: 4.3's thought anchors
+    ],
+)
+def test_the_offline_error_names_the_zoo_model_of_the_same_kind(monkeypatch, name, alternative):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(zoo.ZooOfflineError, match=re.escape(f"load_model({alternative!r})")):
+        zoo.load_model(name, device="cpu")
