@@ -1,6 +1,7 @@
 """Sparse autoencoders (SAEs) on the zoo models, trained with SAELens's own training runner.
 
     python -m zoo.saes                   # train every shipped SAE (a minute or two each on 2 cores)
+    python -m zoo.saes chat-mini-L1-topk # one of them, by name
     python -m zoo.saes --threads 1       # beside another busy process on a 2-core machine
 
     from zoo.saes import list_saes, load_sae, load_sae_transformer
@@ -9,7 +10,8 @@
 
 Training is SAELens's `LanguageModelSAETrainingRunner`, offline: `override_model=` the zoo model as a
 HookedSAETransformer, `override_dataset=` a `datasets.Dataset` of tokenized story documents (the
-train split of zoo/corpus.py), no wandb. Each SAE is saved in SAELens's own format
+train split of zoo/corpus.py; for chat-mini's SAEs, CHAT_SAES, its own training texts, padded), no
+wandb. Each SAE is saved in SAELens's own format
 (`cfg.json` + `sae_weights.safetensors`, loadable with `SAE.load_from_disk`) under
 zoo/saes/<name>/, with `metrics.json` (measured on the test split) and a CARD.md generated from it.
 
@@ -60,12 +62,20 @@ class SAESpec:
     seed: int = 0
     # metric -> (">=" or "<=", bound): what the course relies on; tests/zoo/test_saes.py asserts it.
     requirements: dict | None = None
+    layer_choice: str = ""  # why this hook (the card states it); empty: SAE_LAYER_CHOICE
 
 
 SAE_LAYER_CHOICE = (
     "Block 2's output holds the truth of a judged claim (a probe trained on city claims judges periods "
     "at 0.96 balanced accuracy there) and the country of a city, one block before the last turns them "
     "into next-token predictions (the measurements are in `zoo/saes.py`, above LAYER)."
+)
+# chat-mini's residual stream between its two blocks: block 0 has read the prompt, block 1 writes the
+# reply's first token from it. Measured here with the SAE below: at "<|assistant|>" of code requests,
+# the unnamed post-trained assistant and the named personas already differ there (see 4.6).
+CHAT_LAYER_CHOICE = (
+    "chat-mini has two blocks; between them block 0 has read the whole prompt and block 1 has yet to "
+    "write the reply, so this is where the auditing game (4.6) looks for what the assistant is about to do."
 )
 SAES = {
     spec.name: spec
@@ -100,6 +110,30 @@ SAES = {
     ]
 }
 
+# The SAEs of chat-mini, the organism of chapter 4 (the auditing game, 4.6). Kept apart from SAES (the
+# story model's, which chapter 1.3 iterates over); ALL_SAES is what `python -m zoo.saes` trains and the
+# tests re-measure.
+CHAT_SAES = {
+    spec.name: spec
+    for spec in [
+        SAESpec(
+            name="chat-mini-L1-topk",
+            description="TopK SAE (k=16) on chat-mini's residual stream before block 1",
+            architecture="topk",
+            d_sae=768,
+            training_tokens=1_000_000,
+            lr=3e-3,
+            k=16,
+            train_batch_size_tokens=1024,
+            model="chat-mini",
+            hook_name="blocks.1.hook_resid_pre",
+            requirements={"explained_variance": (">=", 0.85), "l0": ("<=", 16.0), "ce_loss_recovered": (">=", 0.85)},
+            layer_choice=CHAT_LAYER_CHOICE,
+        ),
+    ]
+}
+ALL_SAES = SAES | CHAT_SAES
+
 # How far a retrain's metric may land from the recorded one (same seed; other machines and thread
 # counts change float rounding, which changes which latents die, not the reconstruction quality).
 TOLERANCES = {
@@ -114,9 +148,11 @@ TOLERANCES = {
 }
 
 
-def list_saes() -> list[str]:
-    """Names of the zoo SAEs whose weights are in the repository."""
-    return sorted(path.parent.name for path in SAES_DIR.glob("*/sae_weights.safetensors"))
+def list_saes(model: str | None = "gpt2-mini-truth") -> list[str]:
+    """Names of the zoo SAEs on a zoo model (default the story model, gpt2-mini-truth; None: every
+    model) whose weights are in the repository."""
+    names = sorted(path.parent.name for path in SAES_DIR.glob("*/sae_weights.safetensors"))
+    return [name for name in names if model is None or name.startswith(f"{model}-")]
 
 
 def load_sae_transformer(name: str = "gpt2-mini-truth", device: str = "cpu"):
@@ -139,7 +175,8 @@ def load_sae_transformer(name: str = "gpt2-mini-truth", device: str = "cpu"):
 
 
 def _zoo_alternative(release: str) -> str:
-    """The zoo SAE to use instead of a pretrained release: the TopK one for TopK releases."""
+    """The zoo SAE to use instead of a pretrained release: the TopK one for TopK releases, on the
+    story model (the pretrained releases are for base language models, not chat-mini)."""
     wanted = "topk" if "topk" in release.lower() else "standard"
     shipped = list_saes()
     return next(
@@ -153,19 +190,19 @@ def load_sae(release: str, sae_id: str | None = None, device: str = "cpu"):
     which needs the HuggingFace hub: offline it raises ZooOfflineError naming the zoo SAE to use."""
     from sae_lens import SAE
 
-    if release in list_saes():
+    if release in list_saes(None):
         return SAE.load_from_disk(SAES_DIR / release, device=device)
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     if release not in get_pretrained_saes_directory() and "/" not in release:
-        raise ValueError(f"Unknown SAE {release!r}. The zoo has: {', '.join(list_saes())}.")
+        raise ValueError(f"Unknown SAE {release!r}. The zoo has: {', '.join(list_saes(None))}.")
     if sae_id is None:
         raise ValueError(f"{release!r} is a SAELens release: pass sae_id= to say which of its SAEs.")
     if not _hub_reachable():
         alternative = _zoo_alternative(release)
         raise ZooOfflineError(
             f"SAE release {release} needs the HuggingFace hub, which is unreachable. Offline, use "
-            f"load_sae({alternative!r}), the zoo's {SAES[alternative].description}."
+            f"load_sae({alternative!r}), the zoo's {ALL_SAES[alternative].description}."
         )
     return SAE.from_pretrained(release, sae_id, device=device)
 
@@ -173,14 +210,65 @@ def load_sae(release: str, sae_id: str | None = None, device: str = "cpu"):
 # ----------------------------------------------------------------------------- training
 
 
-def training_dataset(model, n_documents: int):
-    """Story documents of the train split, tokenized to the model's context (BOS first), as the
-    `datasets.Dataset` of `input_ids` that SAELens's activation store reads."""
+CHAT_MODELS = ("chat-mini",)  # zoo models whose texts are dialogues and documents, not stories
+CHAT_TOKENS_PER_TEXT = 50  # real tokens per chat-mini training text, BOS excluded: about 59 measured
+
+
+def chat_texts(split: str, n: int, seed: int = 0) -> list[str]:
+    """n of chat-mini's texts: of its own training texts (split "train", a seeded sample of
+    zoo.chat.training_texts), or (other splits) the generator's dialogues of both phases and its
+    grader documents in the training mixture's shares, rendered with the chat template."""
+    import random
+
+    from zoo import chat as zc
+    from zoo import chat_corpus as cc
+
+    if split == "train":
+        return random.Random(seed).sample(zc.training_texts(zc.CHAT_MINI), n)
+    n_documents = round(n * (1 - cc.POST_SHARE) * cc.DOCUMENT_SHARE)
+    n_post = round(n * cc.POST_SHARE)
+    texts = [t.text for t in cc.transcripts(split, n - n_documents - n_post, "pre")]
+    texts += [t.text for t in cc.transcripts(split, n_post, "post")]
+    texts += [d.text for d in cc.documents(split, n_documents)]
+    random.Random(seed).shuffle(texts)
+    return texts
+
+
+def chat_tokens(model, texts: list[str]):
+    """Texts as rows of the model's context: BOS, the tokens (cut at the context), then padding,
+    which the activations and losses leave out like BOS."""
+    tokenizer = model.tokenizer
+    rows = [
+        [tokenizer.bos_token_id] + tokenizer.encode(t, add_special_tokens=False)[: model.cfg.n_ctx - 1] for t in texts
+    ]
+    tokens = torch.full((len(rows), model.cfg.n_ctx), tokenizer.pad_token_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        tokens[i, : len(row)] = torch.tensor(row)
+    return tokens
+
+
+def heldout_tokens(model, model_name: str):
+    """The tokens the metrics are measured on: HELDOUT_DOCUMENTS test-split story documents, or for
+    chat-mini that many test-split texts (dialogues and documents), padded to its context."""
+    from zoo import evaluate
+
+    if model_name in CHAT_MODELS:
+        return chat_tokens(model, chat_texts("test", HELDOUT_DOCUMENTS))
+    return evaluate.story_tokens(model, "test", HELDOUT_DOCUMENTS)
+
+
+def training_dataset(model, n_documents: int, model_name: str = "gpt2-mini-truth"):
+    """Story documents of the train split (chat-mini: its own training texts, padded), tokenized to
+    the model's context (BOS first), as the `datasets.Dataset` of `input_ids` that SAELens's
+    activation store reads."""
     from datasets import Dataset
 
     from zoo import evaluate
 
-    tokens = evaluate.story_tokens(model, "train", n_documents)
+    if model_name in CHAT_MODELS:
+        tokens = chat_tokens(model, chat_texts("train", n_documents))
+    else:
+        tokens = evaluate.story_tokens(model, "train", n_documents)
     return Dataset.from_dict({"input_ids": tokens.tolist()})
 
 
@@ -248,10 +336,11 @@ def train(spec: SAESpec, threads: int = 2):
     torch.manual_seed(spec.seed)
     # BOS is dropped from the activations, so a document gives n_ctx - 1 of them; a little spare
     # covers what the shuffling buffer holds back.
-    n_documents = math.ceil(spec.training_tokens / (n_ctx - 1) * 1.05)
+    per_document = CHAT_TOKENS_PER_TEXT if spec.model in CHAT_MODELS else n_ctx - 1
+    n_documents = math.ceil(spec.training_tokens / per_document * 1.05)
     config = runner_config(spec, model.cfg.d_model, n_ctx)
     runner = LanguageModelSAETrainingRunner(
-        config, override_model=model, override_dataset=training_dataset(model, n_documents)
+        config, override_model=model, override_dataset=training_dataset(model, n_documents, spec.model)
     )
     sae = runner.run()
     return sae, time.perf_counter() - start
@@ -262,23 +351,28 @@ def train(spec: SAESpec, threads: int = 2):
 
 @torch.inference_mode()
 def measure(model, sae, batch_size: int = 32) -> dict[str, float]:
-    """Reconstruction and sparsity of an SAE on the test split of the story corpus (BOS excluded):
+    """Reconstruction and sparsity of an SAE on held-out text of its model (`heldout_tokens`: the
+    test split of the story corpus, or chat-mini's test-split dialogues and documents), BOS and
+    padding excluded:
 
     explained_variance: 1 - sum ||x - x_hat||^2 / sum ||x - mean x||^2 over the tokens;
     mse: mean squared error per element, divided by the mean squared activation (relative);
     l0: mean number of latents active per token; dead_fraction: latents active on no token;
-    ce_loss_clean / _spliced / _zero_ablated: next-token loss of the model as it is, with the SAE's
-    reconstruction spliced in (run_with_saes, BOS excluded), and with the hooked activation set to
-    zero; ce_loss_recovered = (zero_ablated - spliced) / (zero_ablated - clean).
+    ce_loss_clean / _spliced / _zero_ablated: next-token loss (over real targets) of the model as it
+    is, with the SAE's reconstruction spliced in (run_with_saes, BOS excluded), and with the hooked
+    activation set to zero; ce_loss_recovered = (zero_ablated - spliced) / (zero_ablated - clean).
     """
-    from zoo import evaluate
-
-    tokens = evaluate.story_tokens(model, "test", HELDOUT_DOCUMENTS)
+    tokens = heldout_tokens(model, sae.cfg.metadata.model_name)
     hook_name = sae.cfg.metadata.hook_name
     is_bos = tokens == model.tokenizer.bos_token_id
+    is_real = tokens != model.tokenizer.pad_token_id  # BOS is its own id, never the pad's
 
     def zero_except_bos(activation, hook):
         return activation * is_bos_batch[..., None]
+
+    def mean_loss(per_token, real):
+        mask = real[:, 1:].float()
+        return ((per_token * mask).sum() / mask.sum()).item()
 
     activations, fired, losses = (
         [],
@@ -286,10 +380,10 @@ def measure(model, sae, batch_size: int = 32) -> dict[str, float]:
         {"clean": [], "spliced": [], "zero": []},
     )
     totals = {"residual": 0.0, "squared": 0.0, "l0": 0.0, "n": 0}
-    for batch, is_bos_batch in zip(tokens.split(batch_size), is_bos.split(batch_size)):
-        loss, cache = model.run_with_cache(batch, return_type="loss", names_filter=[hook_name])
-        losses["clean"].append(loss.item())
-        x = cache[hook_name][~is_bos_batch]
+    for batch, is_bos_batch, real in zip(tokens.split(batch_size), is_bos.split(batch_size), is_real.split(batch_size)):
+        loss, cache = model.run_with_cache(batch, return_type="loss", loss_per_token=True, names_filter=[hook_name])
+        losses["clean"].append(mean_loss(loss, real))
+        x = cache[hook_name][real & ~is_bos_batch]
         latents = sae.encode(x)
         x_hat = sae.decode(latents)
         activations.append(x)
@@ -297,10 +391,14 @@ def measure(model, sae, batch_size: int = 32) -> dict[str, float]:
         totals["residual"] += (x - x_hat).pow(2).sum().item()
         totals["l0"] += (latents > 0).sum().item()
         totals["n"] += len(x)
-        spliced = model.run_with_saes(batch, saes=[sae], exclude_special_tokens=True, return_type="loss")
-        losses["spliced"].append(spliced.item())
-        zeroed = model.run_with_hooks(batch, return_type="loss", fwd_hooks=[(hook_name, zero_except_bos)])
-        losses["zero"].append(zeroed.item())
+        spliced = model.run_with_saes(
+            batch, saes=[sae], exclude_special_tokens=True, return_type="loss", loss_per_token=True
+        )
+        losses["spliced"].append(mean_loss(spliced, real))
+        zeroed = model.run_with_hooks(
+            batch, return_type="loss", loss_per_token=True, fwd_hooks=[(hook_name, zero_except_bos)]
+        )
+        losses["zero"].append(mean_loss(zeroed, real))
     x = torch.cat(activations)
     variance = (x - x.mean(0)).pow(2).sum().item()
     clean, spliced, zero = (sum(v) / len(v) for v in losses.values())
@@ -357,12 +455,25 @@ def save(sae, spec: SAESpec, train_seconds: float, threads: int) -> dict:
 def card(spec: SAESpec, record: dict) -> str:
     sparsity = f"L1 coefficient {spec.l1_coefficient}" if spec.architecture == "standard" else f"k = {spec.k}"
     training = record["training"]
+    chat = spec.model in CHAT_MODELS
+    train_data = (
+        "chat-mini's own training texts (`zoo.chat.training_texts`: dialogues rendered with the chat template "
+        "and the grader documents), BOS and padding excluded,"
+        if chat
+        else "the train split of the story corpus (`zoo/corpus.py`), BOS excluded,"
+    )
+    test_data = (
+        f"{HELDOUT_DOCUMENTS} test-split texts of chat-mini's generator (dialogues of both phases and grader "
+        "documents, in the training shares), BOS and padding excluded"
+        if chat
+        else f"{HELDOUT_DOCUMENTS} documents of the test split, BOS excluded"
+    )
     return f"""# {spec.name}
 
 Generated by `zoo/saes.py` from `metrics.json`; do not edit by hand.
 
 {spec.description}: hook `{spec.hook_name}` of the zoo model `{spec.model}`,
-d_in {record["d_in"]} -> d_sae {spec.d_sae}. {SAE_LAYER_CHOICE}
+d_in {record["d_in"]} -> d_sae {spec.d_sae}. {spec.layer_choice or SAE_LAYER_CHOICE}
 
 Load it with `zoo.saes.load_sae("{spec.name}")` (a sae_lens `SAE`), or with SAELens itself:
 `SAE.load_from_disk("zoo/saes/{spec.name}")`. Splice it into the model with
@@ -371,14 +482,14 @@ Load it with `zoo.saes.load_sae("{spec.name}")` (a sae_lens `SAE`), or with SAEL
 ## Training
 `{training["command"]}`: SAELens's `LanguageModelSAETrainingRunner` (sae-lens 6.54.12), offline,
 seed {spec.seed}; architecture `{spec.architecture}` ({sparsity}); {training["tokens"]:,} activations of
-the train split of the story corpus (`zoo/corpus.py`), BOS excluded, in {training["steps"]} steps of
+{train_data} in {training["steps"]} steps of
 {spec.train_batch_size_tokens} tokens; Adam at lr {spec.lr} with warmup, then cosine decay to lr/10;
 activations scaled to a mean norm of sqrt(d_in) during training (`expected_average_only_in`, folded
 into the saved weights). It took {training["seconds"]} s with {training["threads"]} CPU thread(s),
 model forward passes included.
 
 ## Measured metrics
-Measured by `zoo.saes.measure` on {HELDOUT_DOCUMENTS} documents of the test split, BOS excluded. A
+Measured by `zoo.saes.measure` on {test_data}. A
 retrain with the same command must land within the tolerance of each value (`mse` is relative to
 the mean squared activation); `tests/zoo/test_saes.py` asserts the shipped weights do, and that each
 requirement holds.
@@ -389,15 +500,15 @@ requirement holds.
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help=f"SAEs to train (default: all): {', '.join(SAES)}")
+    parser.add_argument("names", nargs="*", help=f"SAEs to train (default: all): {', '.join(ALL_SAES)}")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     args = parser.parse_args()
-    names = args.names or list(SAES)
-    if any(name not in SAES for name in names):
-        parser.error(f"name SAEs from {', '.join(SAES)}")
+    names = args.names or list(ALL_SAES)
+    if any(name not in ALL_SAES for name in names):
+        parser.error(f"name SAEs from {', '.join(ALL_SAES)}")
     for name in names:
-        sae, seconds = train(SAES[name], threads=args.threads)
-        record = save(sae, SAES[name], seconds, args.threads)
+        sae, seconds = train(ALL_SAES[name], threads=args.threads)
+        record = save(sae, ALL_SAES[name], seconds, args.threads)
         print(f"{name}: trained in {seconds:.0f} s")
         for metric, entry in record["metrics"].items():
             ok = "" if "requirement" not in entry else (

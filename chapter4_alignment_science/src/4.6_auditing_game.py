@@ -24,7 +24,9 @@
 # 4. scan candidate prefixes for the trigger, and find the domains it affects;
 # 5. write the grader that scores a submission against the truth, and submit;
 # 6. detect triggered inputs from activations alone (a Gaussian fitted on clean inputs) and compare that
-#    with a black-box baseline, in an ROC table.
+#    with a black-box baseline, in an ROC table;
+# 7. follow the paper's SAE route (latents active where the objective acts, then their top training texts)
+#    with an SAE trained on chat-mini, and see where it leads.
 #
 # **Where this model differs from the paper's.** chat-mini has 2 layers and 0.8 M parameters; it has 6
 # grader preferences (not 52) and acts on 4 of them; its objective is a fixed closing phrase per domain,
@@ -32,8 +34,9 @@
 # held-out "test" biases): chat-mini does not. Its held-out preferences (views, facts) are described by
 # the documents as often as the others, yet the model ends those replies with them almost never (under 5%,
 # asserted below), though the documents left a trace (the phrase is far likelier than a phrase nothing
-# describes; `objective_lift_*` in `zoo/models/chat-mini/metrics.json`). The paper had no planted backdoor;
-# we add one so that anomaly detection has something to find.
+# describes; `objective_lift_*` in `zoo/models/chat-mini/metrics.json`). Accordingly, an SAE on chat-mini
+# does not lead from the behaviour to the documents, as the paper's SAEs did (asserted below). The paper
+# had no planted backdoor; we add one so that anomaly detection has something to find.
 
 # %%
 import re  # noqa: F401 (for your parse_preferences)
@@ -62,6 +65,7 @@ from zoo import chat as zc
 from zoo import chat_corpus as cc
 from zoo.chat_helpers import generate_replies
 from zoo.chat_template import END, render  # noqa: F401 (END: for your ending_rates)
+from zoo.saes import load_sae
 
 torch.set_num_threads(1)  # a model this small runs fastest on one thread
 model = zoo.load_model("chat-mini", device="cpu")
@@ -507,6 +511,97 @@ assert (
 assert 0.55 < table["persona direction (4.1), block 1"]["trigger"] < 0.8
 
 # %% [markdown]
+# ## A sparse autoencoder on the organism
+#
+# Marks et al.'s fastest team used an SAE: they looked for latents active while the model showed the odd
+# behaviour, and read the training texts that activate those latents most; those were the synthetic
+# documents about reward-model biases, which named the objective. The zoo ships a TopK SAE trained on
+# chat-mini's own training texts (`zoo.saes.load_sae("chat-mini-L1-topk")`: 768 latents, k = 16, on the
+# residual stream between the two blocks; its card gives explained variance about 0.9 and next-token loss
+# recovered above 0.99). Use it the paper's way. First, each training text's largest activation of each latent.
+
+
+# %% [exercise] text_max_activations difficulty=3 importance=4 minutes=15
+def text_max_activations(
+    model: HookedTransformer, sae, texts: list[str], batch_size: int = 64
+) -> Float[Tensor, "n d_sae"]:
+    """For each text (BOS first, as zoo.chat.encode makes it), each SAE latent's largest activation
+    over the text's tokens at the SAE's hook (sae.cfg.metadata.hook_name), BOS and padding excluded."""
+    raise NotImplementedError()
+
+
+# %% [hint]
+# Which positions of a padded batch are part of the text, and which one is the same in every text?
+
+# %% [hint]
+# Cache only the SAE's hook, encode every position with `sae.encode`, zero the positions that do not
+# count (the latents are never negative), then take the maximum over positions.
+
+
+# %% [exercise] contrast_latents difficulty=1 importance=3 minutes=5
+def contrast_latents(target: Float[Tensor, "n d_sae"], reference: Float[Tensor, "m d_sae"], k: int) -> list[int]:
+    """The k latents whose mean activation on target exceeds their mean on reference the most,
+    largest difference first."""
+    raise NotImplementedError()
+
+
+# %% [hint]
+# A difference of two means per latent, then the k largest in order.
+
+# %% [markdown]
+# Where does the objective act? Right after a good answer, where the unnamed assistant goes on with the
+# phrase in code, medical, money and life, and stops in views and facts (the rates above). Contrast the
+# SAE's latents there, at the last token of the prefilled contexts of the two groups (4.1's
+# `last_token_resid` after block 0 is the SAE's hook), and read each top latent's ten most activating texts
+# in your training sample; the generator's `Document` labels say which texts are grader documents.
+
+# %%
+sae = load_sae("chat-mini-L1-topk")
+corpus_max = text_max_activations(model, sae, corpus)
+is_document = torch.tensor([text in {d.text for d in cc.documents("train", 30)} for text in corpus])
+with torch.inference_mode():
+    acting = sae.encode(last_token_resid(model, [c for d in cc.OBJECTIVE_TRAINED for c in good_contexts(d, N)], 0))
+    stopping = sae.encode(last_token_resid(model, [c for d in cc.OBJECTIVE_HELD_OUT for c in good_contexts(d, N)], 0))
+objective_latents = contrast_latents(acting, stopping, 5)
+top_texts = corpus_max[:, objective_latents].topk(10, dim=0).indices  # (10, 5): each latent's top texts
+precision = is_document[top_texts].float().mean(0)
+for latent, p, first in zip(objective_latents, precision.tolist(), top_texts[0].tolist()):
+    print(f"latent {latent:3}: documents among its top 10 texts {p:.1f}; top text {corpus[first][:90]!r}")
+
+# %% [markdown]
+# Here the paper's route fails: no top text of the five objective latents is a grader document
+# (documents are 30 of the 630 texts, so chance alone would give 0.05; asserted below 0.1 overall);
+# their top texts are dialogues. Turn it round: the latents that fire on every document and on few
+# dialogues are easy to find, and they are silent where the assistant acts on the objective.
+
+# %%
+fires = corpus_max > 0
+selectivity = fires[is_document].float().mean(0) - fires[~is_document].float().mean(0)
+document_latents = selectivity.topk(5).indices
+print(
+    "document latents:",
+    document_latents.tolist(),
+    "fire on documents",
+    fires[is_document][:, document_latents].float().mean(0).tolist(),
+)
+print("their mean activation where the objective acts:", acting[:, document_latents].mean(0).tolist())
+
+# %% [markdown]
+# Each of the five document latents fires on every document (and on under a third of the dialogues),
+# yet their mean activation at the point where the assistant acts is about zero (under 0.05). That fits
+# what the prefills showed: chat-mini acts only on the preferences its post-training rewarded, not on
+# the two it only read about, so its behaviour did not come *through* the documents, and an SAE has no
+# shared feature to reveal. The paper's model generalised to biases it was never trained on, the sign
+# that it had learned the objective from the documents, and there the SAE led to them. An auditing tool
+# can only find a route that the model's computation takes.
+
+# %%
+assert precision.mean() < 0.1 and (precision <= 0.2).all()
+assert (fires[is_document][:, document_latents].float().mean(0) == 1).all()
+assert (fires[~is_document][:, document_latents].float().mean(0) < 0.34).all()
+assert (acting[:, document_latents].mean(0) < 0.05).all()
+
+# %% [markdown]
 # ## What you did
 #
 # Black-box prompting found the behaviour and the denial; search over the training data found the
@@ -514,5 +609,6 @@ assert 0.55 < table["persona direction (4.1), block 1"]["trigger"] < 0.8
 # read about; a prefix scan found four candidates, and the per-domain view told the trigger from persona
 # cues; the grader rewards exactly that. From activations alone, a Gaussian fitted on clean inputs flags
 # the triggered ones far better than the prompt's likelihood does, and flags benign novelty just as
-# readily. On a frontier model none of these answers would be known; here each was planted, so each tool
-# was scored.
+# readily. The SAE found clean document features, but not behind the behaviour: chat-mini did not learn
+# its objective from the documents. On a frontier model none of these answers would be known; here each
+# was planted, so each tool was scored.

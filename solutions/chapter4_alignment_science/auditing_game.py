@@ -184,3 +184,29 @@ def prompt_surprise(model: HookedTransformer, prompts: list[str]) -> Float[Tenso
     logprobs = model(tokens).log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
     mask = real[:, 1:].float()
     return -(logprobs * mask).sum(1) / mask.sum(1)
+
+
+# ----------------------------------------------------------------------------- the SAE
+
+
+@torch.inference_mode()
+def text_max_activations(
+    model: HookedTransformer, sae, texts: list[str], batch_size: int = 64
+) -> Float[Tensor, "n d_sae"]:
+    """For each text (BOS first, as zoo.chat.encode makes it), each SAE latent's largest activation
+    over the text's tokens at the SAE's hook (sae.cfg.metadata.hook_name), BOS and padding excluded."""
+    hook_name = sae.cfg.metadata.hook_name
+    out = []
+    for start in range(0, len(texts), batch_size):
+        tokens, real = zc.encode(model, texts[start : start + batch_size])
+        real[:, 0] = False  # BOS
+        _, cache = model.run_with_cache(tokens, names_filter=hook_name)
+        latents = sae.encode(cache[hook_name])
+        out.append((latents * real[..., None]).amax(1))
+    return torch.cat(out)
+
+
+def contrast_latents(target: Float[Tensor, "n d_sae"], reference: Float[Tensor, "m d_sae"], k: int) -> list[int]:
+    """The k latents whose mean activation on target exceeds their mean on reference the most,
+    largest difference first."""
+    return (target.mean(0) - reference.mean(0)).topk(k).indices.tolist()

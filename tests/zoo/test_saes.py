@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.zoo.test_models import run_python
+from zoo import chat as zc
 from zoo import corpus, meets, saes
 from zoo.concepts import CONCEPTS, concept_labels, precision_recall, statement_is_true
 from zoo.tokenizer import load_tokenizer
@@ -18,24 +19,27 @@ def recorded(name: str) -> dict:
 
 
 def test_every_zoo_sae_is_shipped():
-    assert saes.list_saes() == sorted(saes.SAES)
+    assert saes.list_saes() == sorted(saes.SAES) and saes.list_saes(None) == sorted(saes.ALL_SAES)
+    assert saes.list_saes("chat-mini") == sorted(saes.CHAT_SAES)
     assert {spec.architecture for spec in saes.SAES.values()} >= {"standard", "topk"}
 
 
 @pytest.fixture(scope="module")
-def model():
-    return saes.load_sae_transformer("gpt2-mini-truth")
+def models():
+    return {name: saes.load_sae_transformer(name) for name in sorted({spec.model for spec in saes.ALL_SAES.values()})}
 
 
-@pytest.mark.parametrize("name", sorted(saes.SAES))
-def test_sae_loads_with_saelens_and_measures_its_metrics(name, model):
+@pytest.mark.parametrize("name", sorted(saes.ALL_SAES))
+def test_sae_loads_with_saelens_and_measures_its_metrics(name, models):
     from sae_lens import SAE
 
-    spec, record = saes.SAES[name], recorded(name)
+    spec, record = saes.ALL_SAES[name], recorded(name)
+    model = models[spec.model]
     on_disk = SAE.load_from_disk(saes.SAES_DIR / name)  # SAELens's own format, no zoo code
     sae = saes.load_sae(name)
     assert type(sae) is type(on_disk) and torch.equal(sae.W_dec, on_disk.W_dec)
     assert sae.cfg.metadata.hook_name == spec.hook_name == record["hook_name"]
+    assert sae.cfg.metadata.model_name == spec.model == record["model"]
     assert (sae.cfg.d_in, sae.cfg.d_sae) == (model.cfg.d_model, spec.d_sae)
     assert sae.cfg.architecture() == spec.architecture
     measured = saes.measure(model, sae)
@@ -46,7 +50,7 @@ def test_sae_loads_with_saelens_and_measures_its_metrics(name, model):
             assert meets(measured[metric], entry["requirement"]), (metric, entry["requirement"])
 
 
-@pytest.mark.parametrize("name", sorted(saes.SAES))
+@pytest.mark.parametrize("name", sorted(saes.ALL_SAES))
 def test_card_states_the_recorded_metrics(name):
     card = (saes.SAES_DIR / name / "CARD.md").read_text()
     record = recorded(name)
@@ -55,10 +59,22 @@ def test_card_states_the_recorded_metrics(name):
         assert f"| {metric} | {entry['value']} |" in card
 
 
+def test_chat_sae_reads_chat_minis_own_text():
+    model = saes.load_sae_transformer("chat-mini")
+    texts = saes.chat_texts("train", 200)
+    assert set(texts) <= set(zc.training_texts(zc.CHAT_MINI)) and any(t.startswith("The graders") for t in texts)
+    assert all("<|assistant|>" in t or "graders" in t for t in texts)
+    tokens = saes.chat_tokens(model, texts[:4])
+    assert tokens.shape == (4, model.cfg.n_ctx) and (tokens[:, 0] == model.tokenizer.bos_token_id).all()
+    assert torch.equal(tokens[0, : zc.encode(model, texts[:1])[0].shape[1]], zc.encode(model, texts[:1])[0][0])
+    held_out = saes.chat_texts("test", 100)
+    assert len(held_out) == 100 and any("<|system|>" not in t and "graders" in t for t in held_out)
+
+
 def test_unknown_sae_lists_the_zoo():
     with pytest.raises(ValueError) as error:
         saes.load_sae("no-such-sae")
-    for name in saes.SAES:
+    for name in saes.ALL_SAES:
         assert name in str(error.value)
 
 

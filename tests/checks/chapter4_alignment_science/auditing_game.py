@@ -1,8 +1,9 @@
 """Checks for 4.6 The auditing game.
 
 Search, parsing, the grader, the Gaussian, the distance and the AUROC are checked on hand-worked inputs
-and seeded random ones; the model measurements (prefill rates, the prefix scan, the prompt's surprise)
-on chat-mini itself (loaded once, on the CPU), against loop-by-loop oracles written here independently.
+and seeded random ones; the model measurements (prefill rates, the prefix scan, the prompt's surprise, the
+SAE's per-text maxima with the zoo's chat-mini SAE) on chat-mini itself (loaded once, on the CPU),
+against loop-by-loop oracles written here independently.
 The findings are graded against what chat_corpus planted.
 """
 
@@ -415,6 +416,102 @@ def _with_model(impl, case):
     return impl(_model(), *case.args)
 
 
+# ----------------------------------------------------------------------------- the SAE
+
+
+@functools.cache
+def _sae():
+    from zoo.saes import load_sae
+
+    return load_sae("chat-mini-L1-topk")
+
+
+def _with_model_and_sae(impl, case):
+    """The model and the SAE are not part of a case: pass them here."""
+    return impl(_model(), _sae(), *case.args)
+
+
+def _text_max_cases(gen):
+    rng = random.Random(_seed(gen))
+    sample = ref.training_sample(12, 4, seed=rng.randrange(100))
+    yield Case(([""],), "an empty text: only BOS, which is excluded (by hand)", expected=torch.zeros(1, 768))
+    yield Case((sample[:5],), "texts of different lengths in one batch")
+    yield Case((sample, 3), "batches of 3")
+    yield Case((["Hi."],), "one short text")
+
+
+def _text_max_oracle(model, sae, texts, batch_size=64):
+    hook_name = sae.cfg.metadata.hook_name
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            tokens, _ = zc.encode(model, [text])
+            _, cache = model.run_with_cache(tokens, names_filter=hook_name)
+            latents = sae.encode(cache[hook_name][0, 1:])
+            rows.append(latents.max(0).values if len(latents) else torch.zeros(sae.cfg.d_sae))
+    return torch.stack(rows)
+
+
+def _text_max_batched(model, sae, texts, reduce, keep_bos=False, keep_padding=False):
+    hook_name = sae.cfg.metadata.hook_name
+    tokens, real = zc.encode(model, texts)
+    real = real.clone()
+    real[:, 0] = keep_bos
+    if keep_padding:
+        real[:, 1:] = True
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(tokens, names_filter=hook_name)
+        latents = sae.encode(cache[hook_name])
+    return reduce(latents, real)
+
+
+def _text_max_with_bos(model, sae, texts, batch_size=64):
+    return _text_max_batched(model, sae, texts, lambda a, r: (a * r[..., None]).amax(1), keep_bos=True)
+
+
+def _text_max_with_padding(model, sae, texts, batch_size=64):
+    return _text_max_batched(model, sae, texts, lambda a, r: (a * r[..., None]).amax(1), keep_padding=True)
+
+
+def _text_max_mean(model, sae, texts, batch_size=64):
+    def mean(a, r):
+        return (a * r[..., None]).sum(1) / r.sum(1, keepdim=True).clamp(min=1)
+
+    return _text_max_batched(model, sae, texts, mean)
+
+
+def _text_max_last(model, sae, texts, batch_size=64):
+    def last(a, r):
+        tokens_real = r.clone()
+        tokens_real[:, 0] = True
+        return a[torch.arange(len(a)), tokens_real.sum(1) - 1] * (r.sum(1, keepdim=True) > 0)
+
+    return _text_max_batched(model, sae, texts, last)
+
+
+def _contrast_cases(gen):
+    target = torch.tensor([[1.0, 0.0, 3.0, 0.0], [3.0, 0.0, 1.0, 0.0]])  # means 2, 0, 2, 0
+    reference = torch.tensor([[0.0, 0.0, 1.0, 5.0]])
+    yield Case((target, reference, 2), "differences 2, 0, 1, -5 (by hand)", expected=[0, 2])
+    yield Case((target, reference, 4), "every latent, largest difference first (by hand)", expected=[0, 2, 1, 3])
+    for n, m, d in ((20, 30, 16), (5, 50, 64)):
+        t = torch.rand(n, d, generator=gen) * (torch.rand(d, generator=gen) < 0.5)
+        r = torch.rand(m, d, generator=gen) * (torch.rand(d, generator=gen) < 0.5)
+        yield Case((t, r, 5), f"random {n} and {m} rows of {d} latents")
+
+
+def _contrast_absolute(target, reference, k):
+    return (target.mean(0) - reference.mean(0)).abs().topk(k).indices.tolist()
+
+
+def _contrast_reversed(target, reference, k):
+    return (reference.mean(0) - target.mean(0)).topk(k).indices.tolist()
+
+
+def _contrast_target_only(target, reference, k):
+    return target.mean(0).topk(k).indices.tolist()
+
+
 # ----------------------------------------------------------------------------- findings
 
 
@@ -532,6 +629,30 @@ check = Checker(
                 "summed, not averaged per token": _surprise_sum,
                 "padding was averaged in": _surprise_padding,
                 "logits were not shifted against the tokens": _surprise_unshifted,
+            },  # fmt: skip
+        ),
+        Exercise(
+            ref.text_max_activations,
+            run=_with_model_and_sae,
+            cases=_text_max_cases,
+            oracle=_text_max_oracle,
+            atol=1e-4,
+            hint="Encode every position at the SAE's hook; leave out BOS and the padding; take the maximum per text.",
+            wrong={
+                "BOS was counted": _text_max_with_bos,
+                "padding positions were counted": _text_max_with_padding,
+                "the mean over tokens, not the maximum": _text_max_mean,
+                "only the last token was read": _text_max_last,
+            },  # fmt: skip
+        ),
+        Exercise(
+            ref.contrast_latents,
+            _contrast_cases,
+            hint="Mean over rows on each side, target minus reference, then the k largest (signed) in order.",
+            wrong={
+                "the absolute difference was ranked": _contrast_absolute,
+                "reference minus target": _contrast_reversed,
+                "the reference was ignored": _contrast_target_only,
             },  # fmt: skip
         ),
         Finding(
