@@ -21,7 +21,8 @@
 # You will:
 #
 # 1. split chains into sentences and classify them, graded against the generator's types;
-# 2. score sentences by forced answers, by resampling and by counterfactual resampling;
+# 2. score sentences by forced answers, by resampling (as a change in probability and as the paper's KL)
+#    and by counterfactual resampling;
 # 3. compute sentence-level attention, find receiver heads by kurtosis, and suppress attention to each
 #    sentence to measure its effect (KL) on the later ones;
 # 4. compare how often each method puts the decisive sentence first, on chains with no error, with a
@@ -31,7 +32,8 @@
 # used R1-distilled models of billions of parameters with dozens of layers) and its chains are templated,
 # 2 to 5 sentences long (the paper's are far longer). The paper used 100 rollouts per sentence and measured the answer's
 # change by a KL divergence between answer distributions; we use 8 rollouts and the change in the
-# probability of the original answer, which is enough here because the answer is one token. With so
+# probability of the original answer, which is enough here because the answer is one token (the paper's KL
+# measure is an exercise too, and ranks sentences differently). With so
 # few sentences, no head is a sharp receiver head (asserted below): the kurtosis the paper found in its
 # receiver heads needs long chains with a few broadcasting sentences among many. And the decisive
 # sentence is always the last one before the answer, so a position baseline finds it every time.
@@ -242,6 +244,69 @@ print(example.types)
 print("resampling:    ", resampled[N_PER_GROUP].round(decimals=2).tolist())
 print("counterfactual:", counterfactual[N_PER_GROUP].round(decimals=2).tolist())
 print("a rollout from the plan:", rollouts[N_PER_GROUP][example.types.index("plan") + 1][0])
+# %% [markdown]
+# Bogdan et al. did not score a sentence by the change in the probability of the original answer. Their
+# resampling importance is a **KL divergence** between two answer distributions: the answers of the
+# rollouts from cut i + 1 (sentence i kept) against those from cut i (sentence i resampled), each estimated
+# from answer counts with Laplace smoothing, so that an answer seen on only one side does not make the
+# divergence infinite. It needs no "original answer" at all.
+
+
+# %% [exercise] kl_importance difficulty=3 importance=4 minutes=15
+def kl_importance(rollouts: list[list[str]]) -> Float[Tensor, " n_sentences"]:
+    """The paper's resampling importance: sentence i's importance is KL(kept || resampled) between the
+    answer distributions of cut i + 1 (sentence i kept) and of cut i (sentence i resampled). Each
+    distribution comes from answer counts (answer_of; no answer, None, is an outcome too) with Laplace
+    smoothing over the answers seen in the two cuts together: p(x) = (count(x) + 1) / (n + K), with n
+    the cut's rollouts and K the number of distinct answers in both cuts. Natural log."""
+    raise NotImplementedError()
+
+
+# %% [hint]
+# Both distributions must live on the same set of outcomes, or the divergence is undefined where one side
+# never saw an answer. Which set is that, and which side is the "p" of KL(p || q)?
+
+# %% [hint]
+# Take the union of the two cuts' answers (None included) as the support; add 1 to every count on both
+# sides; then sum p * log(p / q) with p from cut i + 1 and q from cut i.
+
+# %% [markdown]
+# Computed from the same rollouts as above, and ranked the same way:
+
+# %%
+kl = [kl_importance(r) for r in rollouts]
+print("KL importance: ", kl[N_PER_GROUP].round(decimals=2).tolist())
+for name, scores in (("resampling (change in P)", resampled), ("resampling (KL)", kl)):
+    by_group = {
+        group: round(
+            top1_rate(
+                [scores[i] for i, g in enumerate(groups) if g == group],
+                [decisive[i] for i, g in enumerate(groups) if g == group],
+            ),
+            2,
+        )
+        for group in ("right", "backtracked", "standing")
+    }
+    print(f"{name:25s} all {top1_rate(scores, decisive):.2f}", by_group)
+backtracked_rows = [i for i, g in enumerate(groups) if g == "backtracked"]
+kl_top = [chains[i].types[int((kl[i] == kl[i].max()).nonzero()[0, 0])] for i in backtracked_rows]
+change_top = [chains[i].types[int((resampled[i] == resampled[i].max()).nonzero()[0, 0])] for i in backtracked_rows]
+print("top sentence in backtracked chains, KL:", kl_top)
+print("top sentence in backtracked chains, change in P:", change_top)
+assert all((k >= 0).all() for k in kl)
+assert top1_rate(kl, decisive) <= top1_rate(resampled, decisive) and 0.3 <= top1_rate(kl, decisive) <= 0.7
+assert kl_top.count("error") >= N_PER_GROUP // 2 and change_top.count("error") == 0
+
+# %% [markdown]
+# The KL measure ranks the decisive sentence first no more often than the change in probability does (about
+# half the chains), and in at least half of the backtracked chains it ranks the **error** first, a sentence the change
+# in probability never ranks first. The reason is the sign: keeping a wrong lookup moves the answers *away*
+# from the final answer (a negative change in probability), and a divergence counts a move away as much as
+# a move toward. The paper's measure asks "does this sentence change what the model answers?", which the
+# error does; ours asks "does it push toward the answer the chain ended with?". Being unsigned, the KL
+# also turns sampling noise into importance: with 8 rollouts per cut, one rollout changing its answer
+# already gives a positive divergence, one reason the paper used 100 rollouts.
+
 
 # %% [markdown]
 # ## Sentence-level attention and receiver heads

@@ -165,6 +165,23 @@ def resampling_importance(rollouts: list[list[str]], answer: str) -> Float[Tenso
     return a[1:] - a[:-1]
 
 
+def kl_importance(rollouts: list[list[str]]) -> Float[Tensor, " n_sentences"]:
+    """The paper's resampling importance: sentence i's importance is KL(kept || resampled) between the
+    answer distributions of cut i + 1 (sentence i kept) and of cut i (sentence i resampled). Each
+    distribution comes from answer counts (answer_of; no answer, None, is an outcome too) with Laplace
+    smoothing over the answers seen in the two cuts together: p(x) = (count(x) + 1) / (n + K), with n
+    the cut's rollouts and K the number of distinct answers in both cuts. Natural log."""
+    out = torch.zeros(len(rollouts) - 1)
+    answers = [[answer_of(r) for r in rs] for rs in rollouts]
+    for i in range(len(rollouts) - 1):
+        resampled, kept = answers[i], answers[i + 1]
+        seen = set(resampled) | set(kept)
+        p = torch.tensor([(kept.count(x) + 1) / (len(kept) + len(seen)) for x in seen])
+        q = torch.tensor([(resampled.count(x) + 1) / (len(resampled) + len(seen)) for x in seen])
+        out[i] = (p * (p / q).log()).sum()
+    return out
+
+
 def counterfactual_importance(
     rollouts: list[list[str]], sentences: list[str], answer: str
 ) -> Float[Tensor, " n_sentences"]:

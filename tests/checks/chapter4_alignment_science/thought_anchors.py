@@ -255,6 +255,45 @@ def _counterfactual_both_sides(rollouts, sentences, answer):
     return out
 
 
+def _kl_cases(gen):
+    # cut 0: 5, 4; cut 1: 5, 5; seen {4, 5}, K = 2. kept p = (3/4, 1/4), resampled q = (1/2, 1/2):
+    # 3/4 ln(3/2) + 1/4 ln(1/2) = 0.130812.
+    yield Case(([[_say(5), _say(4)], [_say(5), _say(5)]],), "one sentence (by hand)", expected=torch.tensor([0.130812]))
+    # cut 0: 4, no answer; cut 1: 4, 4; seen {4, None}: p = (3/4, 1/4), q = (1/2, 1/2), the same value.
+    # cut 1 -> cut 2 (5, 5): seen {4, 5}: p = (1/4, 3/4), q = (3/4, 1/4): 1/4 ln(1/3) + 3/4 ln 3 = ln(3) / 2.
+    yield Case(
+        ([[_say(4), " Ok."], [_say(4), _say(4)], [_say(5), _say(5)]],),
+        "no answer is an outcome (by hand)",
+        expected=torch.tensor([0.130812, 0.549306]),
+    )
+    yield Case(([[_say(7)] * 3, [_say(7)] * 3],), "the same answers (by hand)", expected=torch.tensor([0.0]))
+    rng = random.Random(_seed(gen))
+    for n_cuts in (2, 4, 6):
+        yield Case(
+            (_random_rollouts(rng, n_cuts, 8, options=("7", "8", "9")),), f"{n_cuts - 1} sentences, random rollouts"
+        )
+
+
+def _kl_reversed(rollouts):
+    return ref.kl_importance(rollouts[::-1]).flip(0)
+
+
+def _kl_own_support(rollouts):
+    """Laplace smoothing over each cut's own answers, with an epsilon for the answers it never saw."""
+    out = torch.zeros(len(rollouts) - 1)
+    answers = [[ref.answer_of(r) for r in rs] for rs in rollouts]
+    for i in range(len(rollouts) - 1):
+        resampled, kept = answers[i], answers[i + 1]
+        p = {x: (kept.count(x) + 1) / (len(kept) + len(set(kept))) for x in set(kept)}
+        q = {x: (resampled.count(x) + 1) / (len(resampled) + len(set(resampled))) for x in set(resampled)}
+        out[i] = sum(px * torch.log(torch.tensor(px / q.get(x, 1e-6))) for x, px in p.items())
+    return out
+
+
+def _kl_drops_none(rollouts):
+    return ref.kl_importance([[r for r in rs if ref.answer_of(r) is not None] or [""] for rs in rollouts])
+
+
 # ----------------------------------------------------------------------------- attention
 
 
@@ -579,6 +618,17 @@ check = Checker(
                 "no filter: this is plain resampling importance": _counterfactual_all_rollouts,
                 "rollouts were filtered by whether the sentence appears anywhere in them": _counterfactual_whole_text,
                 "both sides were taken from the same cut's rollouts": _counterfactual_both_sides,
+            },
+        ),
+        Exercise(
+            ref.kl_importance,
+            _kl_cases,
+            atol=1e-5,
+            hint="One support for both cuts (the union of their answers, None included), +1 on every count; KL(kept || resampled).",
+            wrong={
+                "KL(resampled || kept), the other direction": _kl_reversed,
+                "each cut smoothed over its own answers only (an epsilon for the rest)": _kl_own_support,
+                "rollouts without an answer were dropped": _kl_drops_none,
             },
         ),
         Exercise(
