@@ -136,6 +136,23 @@ def importance_relative_std(proposal: Float[Tensor, "k v"], hit_positions: Int[T
     return math.sqrt(max(second - P**2, 0.0) / n) / P
 
 
+def defensive_relative_std(
+    proposal: Float[Tensor, "k v"], hit_positions: Int[Tensor, "h k"], lam: float, n: int
+) -> float:
+    """The exact relative standard error (standard deviation / P) of the importance-sampling estimate with
+    n draws from the defensive mixture q_lam(x) = lam * p(x) + (1 - lam) * q(x): each draw is a uniform input
+    with probability lam, else a draw from the independent `proposal` q, and is weighted by p(x) / q_lam(x),
+    which is at most 1 / lam. The hits are the rows of `hit_positions` and p is uniform, as in
+    `importance_relative_std`."""
+    k, v = proposal.shape
+    p = float(v) ** -k
+    q = proposal.double().gather(1, hit_positions.T).prod(0)
+    q_lam = lam * p + (1 - lam) * q
+    P = len(hit_positions) * p
+    second = (p**2 / q_lam).sum().item()
+    return math.sqrt(max(second - P**2, 0.0) / n) / P
+
+
 def hit_marginal_proposal(hit_positions: Int[Tensor, "h k"], v: int) -> Float[Tensor, "k v"]:
     """At each position, the fraction of the hit inputs (rows of indices into a vocabulary of size v) that
     have each token there: the independent proposal closest in KL divergence to the inputs given the event."""

@@ -387,6 +387,47 @@ def _std_absolute(proposal, hit_positions, n):
     return ref.importance_relative_std(proposal, hit_positions, n) * len(hit_positions) * float(v) ** -k
 
 
+# ----------------------------------------------------------------------------- defensive_relative_std
+
+
+def _defensive_cases(gen):
+    # v = 2, k = 2, all the proposal's mass on (1, 1), the one hit, lam = 1/2, n = 1: p = 1/4, q = 1,
+    # q_lam = 1/8 + 1/2 = 5/8, second moment (1/16) / (5/8) = 1/10, variance 1/10 - 1/16 = 3/80,
+    # std sqrt(3/80), over P = 1/4: sqrt(3/5).
+    one_token = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    yield Case((one_token, torch.tensor([[1, 1]]), 0.5, 1), "two coins, mass on the hit (by hand)", expected=math.sqrt(0.6))  # fmt: skip
+    # lam = 1 is naive sampling, whatever the proposal: one coin, hit {1}, relative std 1 (as above).
+    yield Case((torch.tensor([[0.9, 0.1]]), torch.tensor([[1]]), 1.0, 1), "lam = 1, naive (by hand)", expected=1.0)
+    for k, v, h, n, lam in [(2, 5, 3, 100, 0.2), (3, 4, 10, 2048, 0.05), (2, 6, 1, 7, 0.5), (3, 4, 5, 64, 0.0)]:
+        proposal = torch.softmax(2 * torch.randn(k, v, generator=gen), -1)
+        rows = torch.randperm(v**k, generator=gen)[:h]
+        hits = rows[:, None] // v ** torch.arange(k - 1, -1, -1) % v
+        yield Case((proposal, hits, lam, n), f"random proposal, {k} positions, {h} hits, lam = {lam}")
+
+
+def _defensive_per_position(proposal, hit_positions, lam, n):
+    k, v = proposal.shape
+    return ref.importance_relative_std(lam / v + (1 - lam) * proposal, hit_positions, n)
+
+
+def _defensive_lam_unscaled(proposal, hit_positions, lam, n):
+    k, v = proposal.shape
+    p = float(v) ** -k
+    q = proposal.double().gather(1, hit_positions.T).prod(0)
+    P = len(hit_positions) * p
+    second = (p**2 / (lam + (1 - lam) * q)).sum().item()
+    return math.sqrt(max(second - P**2, 0.0) / n) / P
+
+
+def _defensive_proposal_weights(proposal, hit_positions, lam, n):
+    k, v = proposal.shape
+    p = float(v) ** -k
+    q = proposal.double().gather(1, hit_positions.T).prod(0)
+    P = len(hit_positions) * p
+    second = ((lam * p + (1 - lam) * q) * (p / q) ** 2).sum().item()
+    return math.sqrt(max(second - P**2, 0.0) / n) / P
+
+
 # ----------------------------------------------------------------------------- hit_marginal_proposal
 
 
@@ -530,6 +571,18 @@ check = Checker(
                 "P^2 not subtracted (a second moment, not a variance)": _std_no_mean,
                 "the standard deviation of one draw, not of the mean of n": _std_one_draw,
                 "the absolute standard error, not divided by P": _std_absolute,
+            },
+        ),
+        Exercise(
+            ref.defensive_relative_std,
+            _defensive_cases,
+            rtol=1e-4,
+            atol=1e-9,
+            hint="The mixture's probability of a whole input is lam p(x) + (1 - lam) q(x); weight each hit by p / that.",
+            wrong={
+                "each position's row mixed with the uniform, then multiplied (a different distribution)": _defensive_per_position,
+                "lam added as a probability, not lam * p(x)": _defensive_lam_unscaled,
+                "the proposal's own weights p(x) / q(x) on the mixture's draws": _defensive_proposal_weights,
             },
         ),
         Exercise(
